@@ -1,0 +1,1 @@
+"""Streamlit leaderboard over the DuckDB index of run files (reads results only)."""

@@ -1,0 +1,1 @@
+"""Step-DPO data pipeline and DPO / Step-DPO trainer (uses the harness; never imported by it)."""
