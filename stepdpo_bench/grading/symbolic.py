@@ -82,6 +82,8 @@ def _numeric_equal(a: sympy.Expr, b: sympy.Expr) -> tuple[bool, str] | None:
         return None
     if va.free_symbols or vb.free_symbols:
         return None
+    if not (va.is_finite and vb.is_finite):  # oo, -oo, complex infinity: only identical ones are equal
+        return (va == vb), "symbolic: infinities " + ("match" if va == vb else "differ")
     diff = abs(sympy.N(va - vb, NUMERIC_DIGITS))
     scale = max(abs(va), abs(vb))
     if _has_float(a) or _has_float(b):

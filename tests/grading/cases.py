@@ -287,6 +287,11 @@ NEAR_MISSES = [
     (r"2\sqrt{2}", r"\sqrt{2}2", "math", T),
     (r"2^{3}", "6", "math", F),
     ("x=5", "x=-5", "math", F),
+    (r"(\infty, 5)", r"(5,\infty)", "math", F),
+    (r"-\infty", r"\infty", "math", F),
+    (r"\infty", "5", "math", F),
+    (r"(-\infty, 5]", r"(-\infty,5]", "math", T),
+    (r"\sqrt 19", r"\sqrt{19}", "math", F),  # TeX: \sqrt takes one token, so this is \sqrt{1}9
     ("(0,1)", "(1,0)", "math", F),
 ]
 
