@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from . import __version__
 
@@ -69,6 +72,190 @@ def grade(
             console.print(f"extracted: {answer!r}", markup=False)
         console.print(f"{mark}  {verdict.reason}", highlight=False)
     raise typer.Exit(0 if verdict else 1)
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    err.print(f"[red]error:[/] {msg}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _split(values: str | None) -> list[str] | None:
+    return [v.strip() for v in values.split(",") if v.strip()] if values else None
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None or x != x else f"{100 * x:.1f}"
+
+
+def print_runs(results: list[Any], title: str = "Results") -> None:
+    """One row per run: accuracy with its 95% CI, pass@k/maj@k when sampled, invalid and truncated shares."""
+    table = Table(title=title)
+    for col, just in (
+        ("task", "left"),
+        ("model", "left"),
+        ("n", "right"),
+        ("accuracy %", "right"),
+        ("95% CI", "right"),
+        ("pass@k / maj@k", "right"),
+        ("invalid %", "right"),
+        ("truncated %", "right"),
+        ("tokens", "right"),
+        ("run", "left"),
+        ("", "left"),
+    ):
+        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    for r in results:
+        m = r.manifest
+        met = m.get("metrics", {})
+        lo, hi = met.get("ci95", [None, None])
+        extra = " ".join(f"p@{k}={_pct(v)}" for k, v in list(met.get("pass@k", {}).items())[-1:])
+        extra += " ".join(f" maj@{k}={_pct(v)}" for k, v in list(met.get("maj@k", {}).items())[-1:])
+        table.add_row(
+            m["task"]["name"],
+            m["model"]["label"] or m["model"]["name_or_path"],
+            str(met.get("n_problems")),
+            _pct(met.get("accuracy")),
+            f"{_pct(lo)}–{_pct(hi)}",
+            extra.strip() or "-",
+            _pct(met.get("invalid_rate")),
+            _pct(met.get("truncation_rate")),
+            f"{met.get('mean_tokens', 0):.0f}",
+            m["run_id"],
+            r.status,
+        )
+    console.print(table)
+
+
+@app.command("eval")
+def eval_cmd(
+    model: str = typer.Option(..., "--model", help="Checkpoint directory or Hub id (or served model name)."),
+    tasks: str = typer.Option("arith", "--tasks", help="Comma list: gsm8k, math, math500, odyssey, arith, jsonl:PATH."),
+    backend: str = typer.Option(None, help="vllm | hf | openai (default: vllm with a GPU, else hf)."),
+    limit: int = typer.Option(None, help="Only the first N problems (after filters)."),
+    data_dir: Path = typer.Option(None, "--data-dir", help="Local data laid out like shared/data (default: the Hub)."),
+    split: str = typer.Option("test", help="Data split."),
+    subjects: str = typer.Option(None, help="Comma list of subjects to keep (MATH 'type', Odyssey 'label')."),
+    levels: str = typer.Option(None, help="Comma list of levels to keep (1-5 for MATH)."),
+    prompt: str = typer.Option(None, help="Prompt template name (default: qwen2-boxed; arith-step for arith)."),
+    prompt_file: Path = typer.Option(None, "--prompt-file", help="Your own template with a {question} placeholder."),
+    max_tokens: int = typer.Option(2048, "--max-tokens", help="Generation budget per sample."),
+    n: int = typer.Option(1, "--n", help="Samples per problem (pass@k, maj@k)."),
+    temperature: float = typer.Option(0.0, help="0 = greedy."),
+    top_p: float = typer.Option(1.0, "--top-p"),
+    seed: int = typer.Option(0),
+    stop: list[str] = typer.Option(None, "--stop", help="Extra stop string (repeatable)."),
+    out: Path = typer.Option(Path("results"), "--out", help="Where runs land."),
+    method: str = typer.Option("other", help="base | sft | dpo | step-dpo | other (leaderboard tag)."),
+    label: str = typer.Option(None, help="Display name on the leaderboard."),
+    base_model: str = typer.Option(None, "--base-model", help="What this checkpoint was trained from."),
+    revision: str = typer.Option(None, help="Hub revision."),
+    dtype: str = typer.Option("auto", help="auto | float32 | bfloat16 | float16."),
+    batch_size: int = typer.Option(16, "--batch-size", help="hf: prompts per generate() call."),
+    tp: int = typer.Option(1, "--tp", help="vllm: tensor-parallel size."),
+    dp: int = typer.Option(1, "--dp", help="vllm: data-parallel replicas."),
+    gpu_memory_utilization: float = typer.Option(None, "--gpu-memory-utilization", help="vllm."),
+    enforce_eager: bool = typer.Option(False, "--enforce-eager", help="vllm: no CUDA graphs / compilation."),
+    max_model_len: int = typer.Option(None, "--max-model-len", help="vllm: context length cap."),
+    base_url: list[str] = typer.Option(None, "--base-url", help="openai: server URL ending in /v1 (repeat: fleet)."),
+    concurrency: int = typer.Option(16, help="openai: requests in flight."),
+    retries: int = typer.Option(6, help="openai: retries per request on 429/5xx/timeouts (exponential backoff)."),
+    chunk_size: int = typer.Option(None, "--chunk-size", help="Prompts per checkpointed chunk."),
+    question_field: str = typer.Option("question", "--question-field", help="jsonl:PATH question field."),
+    answer_field: str = typer.Option("answer", "--answer-field", help="jsonl:PATH gold answer field."),
+    convention: str = typer.Option("math", help="jsonl:PATH answer convention: math, gsm8k, odyssey, arith."),
+) -> None:
+    """Score a checkpoint on one or more tasks; each task becomes a resumable run under --out."""
+    from .evaluate import EvalRequest, evaluate
+    from .prompts import PromptError
+    from .runs import RunError
+    from .samplers import SamplerError, SamplingParams, auto_backend, make_sampler
+    from .samplers.identity import is_local
+    from .tasks import TaskError
+
+    task_list = _split(tasks) or []
+    backend = backend or auto_backend()
+    if backend in ("hf", "vllm") and is_local(model) and not Path(model).expanduser().is_dir():
+        _fail(f"--model {model}: no such checkpoint directory")
+    if n < 1 or max_tokens < 1:
+        _fail("--n and --max-tokens must be at least 1")
+    params = SamplingParams(temperature, top_p, max_tokens, n, seed, tuple(stop or ()))
+    results = []
+    sampler = None
+    try:
+        sampler = make_sampler(
+            backend,
+            model,
+            revision=revision,
+            dtype=dtype,
+            batch_size=batch_size,
+            tensor_parallel_size=tp,
+            data_parallel_size=dp,
+            seed=seed,
+            gpu_memory_utilization=gpu_memory_utilization,
+            enforce_eager=enforce_eager,
+            max_model_len=max_model_len,
+            base_urls=base_url,
+            concurrency=concurrency,
+            max_retries=retries,
+        )
+        for t in task_list:
+            req = EvalRequest(
+                model=model,
+                task=t,
+                backend=backend,
+                data_dir=data_dir,
+                split=split,
+                limit=limit,
+                subjects=_split(subjects),
+                levels=_split(levels),
+                prompt=prompt,
+                prompt_file=prompt_file,
+                sampling=params,
+                out_dir=out,
+                method=method,
+                label=label,
+                base_model=base_model,
+                chunk_size=chunk_size,
+                question_field=question_field,
+                answer_field=answer_field,
+                convention=convention,
+            )
+            res = evaluate(req, sampler, err)
+            results.append(res)
+            err.print(f"{t}: {res.status} run -> {res.run_dir.path}", highlight=False, soft_wrap=True)
+    except (TaskError, PromptError, SamplerError, RunError, ValueError) as exc:
+        if results:
+            print_runs(results, "Finished before the error")
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"{exc.filename or ''}: {exc.strerror or exc} (finished samples are kept; rerun to resume)")
+    except KeyboardInterrupt:
+        _fail("interrupted; finished samples are kept, run the same command to resume", 130)
+    finally:
+        if sampler is not None:
+            sampler.close()
+    print_runs(results)
+
+
+@app.command()
+def regrade(
+    runs: list[str] = typer.Argument(..., help="Run directories or run ids under --out."),
+    out: Path = typer.Option(Path("results"), "--out"),
+) -> None:
+    """Re-score finished runs with the current grader, without generating."""
+    from .evaluate import regrade as do_regrade
+    from .runs import RunError, resolve_run
+
+    results = []
+    try:
+        for ref in runs:
+            res = do_regrade(resolve_run(ref, out), out)
+            changed = res.manifest["regraded"]["changed"]
+            err.print(f"{ref}: {changed} verdicts changed -> {res.run_dir.path}", highlight=False)
+            results.append(res)
+    except (RunError, ValueError) as exc:
+        _fail(str(exc))
+    print_runs(results, "Regraded")
 
 
 if __name__ == "__main__":

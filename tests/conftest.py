@@ -19,3 +19,36 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.fail(f"{SHARED_DATA} is missing: tests read the evaluation data from ../shared/data")
     return SHARED_DATA
+
+
+def _corpus(data: Path) -> list[str]:
+    """Text to train the tiny tokenizer on: real questions (so prompts tokenize sensibly) plus arith problems."""
+    import json
+
+    from stepdpo_bench.tasks import arith
+
+    lines = []
+    for rel, key in (("gsm8k/test.jsonl", "question"), ("math500/test.jsonl", "problem")):
+        with (data / rel).open(encoding="utf-8") as f:
+            lines += [json.loads(x)[key] for x in f][:400]
+    lines += [p.question + "\n" + (p.reference or "") for p in arith.generate("train", 300).problems]
+    return lines
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(tmp_path_factory, shared_data) -> Path:
+    """A real (random-weights) Qwen2 checkpoint with a chat template, built once per session."""
+    pytest.importorskip("transformers")
+    from stepdpo_bench.tiny import build_tiny_checkpoint
+
+    return build_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny-qwen2", _corpus(shared_data))
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt_nochat(tmp_path_factory, shared_data) -> Path:
+    pytest.importorskip("transformers")
+    from stepdpo_bench.tiny import build_tiny_checkpoint
+
+    return build_tiny_checkpoint(
+        tmp_path_factory.mktemp("ckpt") / "tiny-llama-nochat", _corpus(shared_data), arch="llama", chat_template=False
+    )

@@ -1,0 +1,142 @@
+"""Run metrics: accuracy with a problem-clustered standard error, unbiased pass@k, equivalence-aware maj@k.
+
+Accuracy is the mean over problems of each problem's mean correctness, and its standard error is the standard
+deviation of those per-problem means over sqrt(#problems): with one sample per problem this is the usual
+binomial error, with n > 1 it is the cluster-robust error (samples of one problem are not independent).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from statistics import mean
+from typing import Any
+
+Z95 = 1.959963984540054
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k (Chen et al. 2021): 1 - C(n-c, k) / C(n, k), computed stably."""
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
+
+
+def _stderr(values: list[float]) -> float:
+    m = len(values)
+    if m < 2:
+        return float("nan")
+    mu = sum(values) / m
+    return math.sqrt(sum((v - mu) ** 2 for v in values) / (m - 1) / m)
+
+
+def _ks(n: int) -> list[int]:
+    ks, k = [], 1
+    while k <= n:
+        ks.append(k)
+        k *= 2
+    if ks and ks[-1] != n:
+        ks.append(n)
+    return ks
+
+
+def majority_correct(preds: list[str | None], correct: list[bool], same: Callable[[str, str], bool]) -> bool:
+    """Vote over answers grouped by equivalence (``1/2`` and ``0.5`` are one vote); ties go to the earliest."""
+    reps: list[int] = []  # index of each group's first member
+    votes: list[int] = []
+    for i, p in enumerate(preds):
+        if p is None:
+            continue
+        for g, r in enumerate(reps):
+            if preds[r] == p or same(p, preds[r]):  # type: ignore[arg-type]
+                votes[g] += 1
+                break
+        else:
+            reps.append(i)
+            votes.append(1)
+    if not reps:
+        return False
+    best = max(range(len(reps)), key=lambda g: (votes[g], -reps[g]))
+    return correct[reps[best]]
+
+
+def wilson(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval: honest near 0% and 100%, where the normal interval collapses to a point."""
+    if n == 0:
+        return float("nan"), float("nan")
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _accuracy_block(per_problem: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Accuracy, clustered stderr and a 95% CI: Wilson with one sample per problem, else normal on the cluster
+    means (clipped to [0, 1])."""
+    means = [mean(1.0 if s["correct"] else 0.0 for s in ss) for ss in per_problem.values()]
+    acc = mean(means) if means else float("nan")
+    se = _stderr(means)
+    if all(len(ss) == 1 for ss in per_problem.values()):
+        lo, hi = wilson(sum(means), len(means))
+    else:
+        lo, hi = max(0.0, acc - Z95 * se), min(1.0, acc + Z95 * se)
+    return {"accuracy": acc, "stderr": se, "ci95": [lo, hi], "n_problems": len(means)}
+
+
+def _finite(obj: Any) -> Any:
+    """NaN -> None, so run.json stays strict JSON."""
+    if isinstance(obj, float) and obj != obj:
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def compute_metrics(
+    samples: Iterable[dict[str, Any]], same: Callable[[str, str], bool] | None = None
+) -> dict[str, Any]:
+    """Metrics of a run from its sample records (fields: problem_id, correct, pred, finish_reason, n_tokens,
+    subject, level).  ``same(a, b)`` is answer equivalence for maj@k (defaults to string equality)."""
+    samples = list(samples)
+    by_problem: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for s in samples:
+        by_problem[s["problem_id"]].append(s)
+    for ss in by_problem.values():
+        ss.sort(key=lambda s: s["sample_idx"])
+    out: dict[str, Any] = _accuracy_block(by_problem)
+    total = len(samples)
+    out.update(
+        n_samples=total,
+        n_correct=sum(bool(s["correct"]) for s in samples),
+        invalid_rate=sum(s["pred"] is None for s in samples) / total if total else float("nan"),
+        truncation_rate=sum(s["finish_reason"] == "length" for s in samples) / total if total else float("nan"),
+        mean_tokens=mean(s["n_tokens"] for s in samples) if samples else float("nan"),
+    )
+    n = min((len(ss) for ss in by_problem.values()), default=0)
+    if n > 1:
+        eq = same or (lambda a, b: a == b)
+        out["pass@k"] = {
+            str(k): mean(pass_at_k(n, sum(bool(s["correct"]) for s in ss[:n]), k) for ss in by_problem.values())
+            for k in _ks(n)
+        }
+        out["maj@k"] = {
+            str(k): mean(
+                1.0 if majority_correct([s["pred"] for s in ss[:k]], [bool(s["correct"]) for s in ss[:k]], eq) else 0.0
+                for ss in by_problem.values()
+            )
+            for k in _ks(n)
+            if k > 1
+        }
+    for key in ("subject", "level"):
+        groups: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(dict)
+        for pid, ss in by_problem.items():
+            value = ss[0].get(key)
+            if value is not None:
+                groups[str(value)][pid] = ss
+        if groups:
+            out[f"by_{key}"] = {g: _accuracy_block(v) for g, v in sorted(groups.items())}
+    return _finite(out)

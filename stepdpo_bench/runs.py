@@ -1,0 +1,165 @@
+"""Runs are files: ``results/<run_id>/run.json`` + ``samples.jsonl`` (appended, fsynced) -> ``samples.parquet``.
+
+A run id is a hash of everything that determines the samples (model identity, task data checksum and problem
+set, rendered prompt template, sampling parameters, backend, grader version), so the same command finds its own
+directory again: a finished run is reused, an interrupted one resumed.  A crash can at worst leave a torn last
+line in ``samples.jsonl``; it is cut off on resume, and samples are de-duplicated on (problem_id, sample_idx).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "run.json"
+SAMPLES_JSONL = "samples.jsonl"
+SAMPLES_PARQUET = "samples.parquet"
+
+SAMPLE_FIELDS = (
+    "run_id", "problem_id", "sample_idx", "prompt", "completion", "steps", "pred", "gold", "correct", "reason",
+    "finish_reason", "n_tokens", "subject", "level",
+)  # fmt: skip
+
+
+class RunError(ValueError):
+    """A run directory that cannot be used (missing, corrupt): one line naming the file."""
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def make_run_id(identity: dict[str, Any]) -> str:
+    """``<model>__<task>__<hash>``: readable in a directory listing, unique by content."""
+    digest = hashlib.sha256(canonical_json(identity).encode()).hexdigest()[:12]
+    model = Path(str(identity["model"]["name_or_path"]).rstrip("/")).name or "model"
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", model)[:40].strip("-") or "model"
+    task = re.sub(r"[^A-Za-z0-9._-]+", "-", str(identity["task"]["name"]))[:30]
+    return f"{slug}__{task}__{digest}"
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temp file + fsync + rename, so a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class RunDir:
+    """One run's directory: its manifest and its samples."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    def manifest(self) -> dict[str, Any] | None:
+        p = self.path / MANIFEST
+        if not p.is_file():
+            return None
+        try:
+            return json.loads(p.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise RunError(f"{p}: corrupt manifest ({exc.msg} at line {exc.lineno})") from None
+
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.path / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False, default=str))
+
+    def _repair_tail(self) -> None:
+        """Cut a torn final line (a kill mid-write) so appends start on a fresh line."""
+        p = self.path / SAMPLES_JSONL
+        if not p.is_file() or p.stat().st_size == 0:
+            return
+        with p.open("rb+") as f:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) == b"\n":
+                return
+            data = p.read_bytes()
+            f.truncate(data.rfind(b"\n") + 1)
+
+    def read_samples(self) -> list[dict[str, Any]]:
+        """Finished samples, de-duplicated; from parquet when compacted, else from the jsonl log."""
+        pq = self.path / SAMPLES_PARQUET
+        if pq.is_file():
+            import pyarrow.parquet as papq
+
+            return papq.read_table(pq).to_pylist()
+        p = self.path / SAMPLES_JSONL
+        if not p.is_file():
+            return []
+        seen: set[tuple[str, int]] = set()
+        out = []
+        with p.open(encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                if not line.endswith("\n"):
+                    break  # torn tail: ignored, cut on the next append
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    raise RunError(f"{p}:{lineno}: corrupt sample line") from None
+                key = (rec["problem_id"], rec["sample_idx"])
+                if key not in seen:
+                    seen.add(key)
+                    out.append(rec)
+        return out
+
+    def append_samples(self, samples: Iterable[dict[str, Any]]) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._repair_tail()
+        text = "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples)
+        with (self.path / SAMPLES_JSONL).open("a", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def compact(self, samples: list[dict[str, Any]]) -> None:
+        """Write ``samples.parquet`` (atomically) from the finished samples; the jsonl log stays as written."""
+        import pyarrow as pa
+        import pyarrow.parquet as papq
+
+        rows = [{k: s.get(k) for k in SAMPLE_FIELDS} for s in samples]
+        for r in rows:
+            r["subject"] = None if r["subject"] is None else str(r["subject"])
+            r["level"] = None if r["level"] is None else str(r["level"])
+        schema = pa.schema(
+            [
+                ("run_id", pa.string()), ("problem_id", pa.string()), ("sample_idx", pa.int32()),
+                ("prompt", pa.string()), ("completion", pa.string()), ("steps", pa.list_(pa.string())),
+                ("pred", pa.string()), ("gold", pa.string()), ("correct", pa.bool_()), ("reason", pa.string()),
+                ("finish_reason", pa.string()), ("n_tokens", pa.int32()), ("subject", pa.string()),
+                ("level", pa.string()),
+            ]
+        )  # fmt: skip
+        table = pa.Table.from_pylist(rows, schema=schema)
+        tmp = self.path / f".{SAMPLES_PARQUET}.tmp"
+        papq.write_table(table, tmp)
+        os.replace(tmp, self.path / SAMPLES_PARQUET)
+
+    def drop_parquet(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            (self.path / SAMPLES_PARQUET).unlink()
+
+
+def resolve_run(ref: str, out_dir: Path) -> RunDir:
+    """A run given as a directory path or as a run id under ``out_dir``."""
+    for cand in (Path(ref), Path(out_dir) / ref):
+        if (cand / MANIFEST).is_file():
+            return RunDir(cand)
+    raise RunError(f"{ref}: no run found (looked for {ref}/{MANIFEST} and {Path(out_dir) / ref / MANIFEST})")

@@ -1,0 +1,61 @@
+"""The sampler contract: prompts + sampling params -> n completions per prompt (DESIGN principle 2)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from ..prompts import Prompt
+
+
+class SamplerError(RuntimeError):
+    """A backend could not start or answer (missing model, unreachable server): one line, says what to do."""
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_tokens: int = 2048
+    n: int = 1
+    seed: int = 0
+    stop: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["stop"] = list(self.stop)
+        return d
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    n_tokens: int
+    finish_reason: str  # "stop" (EOS or a stop string) | "length" (hit max_tokens)
+
+
+@dataclass
+class ModelIdentity:
+    """Who generated: enough to tell two checkpoints apart (a weights fingerprint for local directories)."""
+
+    name_or_path: str
+    revision: str | None = None
+    fingerprint: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Sampler(Protocol):
+    backend: str
+
+    def identity(self) -> ModelIdentity: ...
+
+    def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]: ...
+
+    def close(self) -> None: ...
+
+
+def truncate_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    """Cut ``text`` at the earliest stop string (not included); report whether one was found."""
+    cut = min((i for s in stop if s and (i := text.find(s)) >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)

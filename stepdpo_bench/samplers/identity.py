@@ -1,0 +1,45 @@
+"""Model identity for run ids: a Hub id + revision, or a fingerprint of a local checkpoint's files.
+
+The fingerprint hashes config.json, tokenizer files and, for each weight file, its name, size and first and last
+MiB: cheap on 100 GB checkpoints, yet any retrained or re-saved checkpoint gets a new identity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from .base import ModelIdentity
+
+_WEIGHTS = ("*.safetensors", "*.bin", "*.pt", "*.gguf")
+_SMALL = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json")
+_CHUNK = 1 << 20
+
+
+def fingerprint_dir(path: Path) -> str:
+    h = hashlib.sha256()
+    for name in _SMALL:
+        f = path / name
+        if f.is_file():
+            h.update(name.encode() + b"\0" + f.read_bytes())
+    for pattern in _WEIGHTS:
+        for f in sorted(path.glob(pattern)):
+            size = f.stat().st_size
+            h.update(f.name.encode() + b"\0" + str(size).encode())
+            with f.open("rb") as fh:
+                h.update(fh.read(_CHUNK))
+                if size > 2 * _CHUNK:
+                    fh.seek(-_CHUNK, 2)
+                    h.update(fh.read(_CHUNK))
+    return h.hexdigest()[:16]
+
+
+def is_local(model: str) -> bool:
+    return Path(model).expanduser().exists() or model.startswith((".", "/", "~"))
+
+
+def model_identity(model: str, revision: str | None = None) -> ModelIdentity:
+    p = Path(model).expanduser()
+    if p.is_dir():
+        return ModelIdentity(str(p.resolve()), revision, fingerprint_dir(p))
+    return ModelIdentity(model, revision or "main")

@@ -1,0 +1,184 @@
+"""Task registry: ``load_task("math500", data_dir=...)``.
+
+Each task reads either local files laid out like ``../shared/data`` (``--data-dir``) or, by default, the
+Hugging Face Hub through ``datasets``:
+
+| task      | local file (under --data-dir)                         | Hub default                               |
+|-----------|-------------------------------------------------------|-------------------------------------------|
+| gsm8k     | gsm8k/test.jsonl (question, answer "... #### N")      | openai/gsm8k, config main, split test     |
+| math      | math/test.jsonl (problem, solution, type, level, idx) | EleutherAI/hendrycks_math, 7 subject configs |
+| math500   | math500/test.jsonl (problem, answer, subject, level)  | HuggingFaceH4/MATH-500, split test        |
+| odyssey   | odyssey_math/final-odyssey-math-with-levels.jsonl     | none: distributed on GitHub, use --data-dir |
+| arith     | generated from a seed (train/test)                    | none needed                               |
+| jsonl:PATH| a user's file; fields --question-field/--answer-field | -                                         |
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..grading import extract_gold
+from . import arith
+from .base import Problem, Task, TaskError, read_jsonl, require, sha256_file, sha256_records
+
+__all__ = ["TASK_NAMES", "Problem", "Task", "TaskError", "load_task"]
+
+TASK_NAMES = ("gsm8k", "math", "math500", "odyssey", "arith", "jsonl:PATH")
+
+LOCAL_FILES = {
+    "gsm8k": {"test": "gsm8k/test.jsonl", "train": "gsm8k/train.jsonl"},
+    "math": {"test": "math/test.jsonl", "train": "math/train.jsonl"},
+    "math500": {"test": "math500/test.jsonl"},
+    "odyssey": {"test": "odyssey_math/final-odyssey-math-with-levels.jsonl"},
+}
+MATH_SUBJECT_CONFIGS = (
+    "algebra",
+    "counting_and_probability",
+    "geometry",
+    "intermediate_algebra",
+    "number_theory",
+    "prealgebra",
+    "precalculus",
+)
+HUB = {
+    "gsm8k": ("openai/gsm8k", "main"),
+    "math": ("EleutherAI/hendrycks_math", MATH_SUBJECT_CONFIGS),
+    "math500": ("HuggingFaceH4/MATH-500", None),
+}
+
+
+def _level(v: Any) -> str | None:
+    if v is None:
+        return None
+    s = str(v).strip()
+    return s.removeprefix("Level ").strip() or None
+
+
+def _gsm8k(i: int, rec: dict[str, Any], split: str, where: str) -> Problem:
+    answer = require(rec, "answer", where)
+    if isinstance(answer, list) or "####" not in str(answer):
+        raise TaskError(f"{where}: field 'answer' has no '#### N' gold")
+    return Problem(
+        f"gsm8k/{split}/{i}", require(rec, "question", where), extract_gold(answer, "gsm8k"), reference=str(answer)
+    )
+
+
+def _math(i: int, rec: dict[str, Any], split: str, where: str) -> Problem:
+    solution = require(rec, "solution", where)
+    gold = rec.get("answer") or extract_gold(solution, "math")
+    if not gold:
+        raise TaskError(f"{where}: no gold answer (no 'answer' field and no \\boxed{{}} in 'solution')")
+    pid = rec.get("unique_id") or f"math/{split}/{rec.get('idx', i)}"
+    return Problem(
+        str(pid),
+        require(rec, "problem", where),
+        gold,
+        subject=rec.get("type") or rec.get("subject"),
+        level=_level(rec.get("level")),
+        reference=solution,
+    )
+
+
+def _odyssey(i: int, rec: dict[str, Any], split: str, where: str) -> Problem:
+    if len(rec) == 1 and isinstance(next(iter(rec.values())), dict):  # {"Problem_N": {...}}
+        key, inner = next(iter(rec.items()))
+    else:
+        key, inner = f"Problem_{i + 1}", rec
+    question = require(inner, "question", where)
+    question = question.split("\\end{problem}")[0].strip()
+    return Problem(
+        f"odyssey/{key}",
+        question,
+        extract_gold(require(inner, "answer", where), "odyssey"),
+        subject=inner.get("label"),
+        level=inner.get("level"),
+        reference=inner.get("reasoning"),
+    )
+
+
+PARSERS = {"gsm8k": _gsm8k, "math": _math, "math500": _math, "odyssey": _odyssey}
+CONVENTIONS = {"gsm8k": "gsm8k", "math": "math", "math500": "math", "odyssey": "odyssey", "arith": "arith"}
+
+
+def _from_file(name: str, path: Path, split: str) -> Task:
+    parse = PARSERS[name]
+    problems = [parse(i, rec, split, f"{path}:{lineno}") for i, (lineno, rec) in enumerate(read_jsonl(path))]
+    if not problems:
+        raise TaskError(f"{path}: no records")
+    return Task(name, CONVENTIONS[name], split, problems, sha256_file(path), str(path))
+
+
+def _from_hub(name: str, split: str) -> Task:
+    if name not in HUB:
+        raise TaskError(f"task {name!r} has no Hugging Face Hub source; pass --data-dir with its files")
+    try:
+        import datasets
+    except ImportError:
+        raise TaskError("loading from the Hub needs `datasets`: pip install 'stepdpo-bench[hf]'") from None
+    repo, configs = HUB[name]
+    config_list = configs if isinstance(configs, tuple) else (configs,)
+    records: list[dict[str, Any]] = []
+    try:
+        for cfg in config_list:
+            ds = datasets.load_dataset(repo, cfg, split=split) if cfg else datasets.load_dataset(repo, split=split)
+            records.extend(dict(r) for r in ds)
+    except Exception as exc:
+        raise TaskError(
+            f"could not load {repo} ({split}) from the Hub: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}; "
+            "offline? pass --data-dir DIR with local files"
+        ) from None
+    parse = PARSERS[name]
+    problems = [parse(i, r, split, f"{repo}[{i}]") for i, r in enumerate(records)]
+    return Task(name, CONVENTIONS[name], split, problems, sha256_records(records), f"hf://{repo}")
+
+
+def load_jsonl_task(
+    path: Path, question_field: str = "question", answer_field: str = "answer", convention: str = "math"
+) -> Task:
+    """A user's own JSONL: one problem per line; the answer field holds the gold (or a solution with a box)."""
+    problems = []
+    for i, (lineno, rec) in enumerate(read_jsonl(path)):
+        where = f"{path}:{lineno}"
+        q = require(rec, question_field, where)
+        a = require(rec, answer_field, where)
+        problems.append(
+            Problem(
+                str(rec.get("id", f"{path.stem}/{i}")),
+                str(q),
+                extract_gold(a, convention),
+                subject=rec.get("subject"),
+                level=_level(rec.get("level")),
+            )
+        )
+    if not problems:
+        raise TaskError(f"{path}: no records")
+    return Task(f"jsonl:{path.name}", convention, "test", problems, sha256_file(path), str(path))
+
+
+def load_task(
+    name: str,
+    data_dir: Path | None = None,
+    split: str = "test",
+    *,
+    seed: int = 0,
+    question_field: str = "question",
+    answer_field: str = "answer",
+    convention: str = "math",
+) -> Task:
+    """Load a task by name.  Raises TaskError (one line, says what to do) on unknown names or bad data."""
+    if name.startswith("jsonl:"):
+        return load_jsonl_task(Path(name[len("jsonl:") :]).expanduser(), question_field, answer_field, convention)
+    if name == "arith":
+        return arith.generate(split, seed=seed)
+    if name not in PARSERS:
+        raise TaskError(f"unknown task {name!r}; choose from {', '.join(TASK_NAMES)}")
+    if data_dir is not None:
+        rel = LOCAL_FILES[name].get(split)
+        if rel is None:
+            raise TaskError(f"task {name!r} has no {split!r} split locally (have: {', '.join(LOCAL_FILES[name])})")
+        path = Path(data_dir) / rel
+        if not path.is_file():
+            raise TaskError(f"{path}: not found; --data-dir must be laid out like shared/data ({rel})")
+        return _from_file(name, path, split)
+    return _from_hub(name, split)

@@ -1,0 +1,100 @@
+"""What a task is: problems with gold answers, the answer convention to grade them by, and the data's checksum."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class TaskError(ValueError):
+    """Bad task input (unknown name, missing file, malformed record): its message is shown as is, on one line."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One evaluation problem.  ``id`` is stable across runs and sources (the source's own id where it has one)."""
+
+    id: str
+    question: str
+    gold: str
+    subject: str | None = None
+    level: str | None = None
+    reference: str | None = None  # full reference solution, when the data has one
+    steps: tuple[str, ...] | None = None  # exact ground-truth steps (synthetic tasks)
+
+
+@dataclass
+class Task:
+    """A loaded task.  ``convention`` selects the grader's answer convention (math, gsm8k, odyssey, arith)."""
+
+    name: str
+    convention: str
+    split: str
+    problems: list[Problem]
+    data_sha256: str
+    source: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.problems)
+
+    def filtered(
+        self,
+        limit: int | None = None,
+        subjects: Iterable[str] | None = None,
+        levels: Iterable[str] | None = None,
+    ) -> Task:
+        """Subset by subject/level (case-insensitive), then the first ``limit`` problems (order is stable)."""
+        probs = self.problems
+        if subjects:
+            want = {s.strip().lower() for s in subjects}
+            probs = [p for p in probs if (p.subject or "").lower() in want]
+        if levels:
+            want_l = {str(x).strip().lower().removeprefix("level ") for x in levels}
+            probs = [p for p in probs if str(p.level or "").lower().removeprefix("level ") in want_l]
+        if limit is not None:
+            probs = probs[:limit]
+        return Task(self.name, self.convention, self.split, probs, self.data_sha256, self.source, dict(self.meta))
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sha256_records(records: Iterable[dict[str, Any]]) -> str:
+    """Checksum of records from a non-file source (the Hub, a generator): canonical JSON lines."""
+    h = hashlib.sha256()
+    for r in records:
+        h.update(json.dumps(r, sort_keys=True, ensure_ascii=False, default=str).encode() + b"\n")
+    return h.hexdigest()
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line number, record); a malformed line raises TaskError naming file:line."""
+    if not path.is_file():
+        raise TaskError(f"{path}: no such file")
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise TaskError(f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+            if not isinstance(rec, dict):
+                raise TaskError(f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}")
+            yield lineno, rec
+
+
+def require(rec: dict[str, Any], key: str, where: str) -> Any:
+    if key not in rec or rec[key] is None:
+        raise TaskError(f"{where}: missing field {key!r} (fields present: {', '.join(sorted(rec)) or 'none'})")
+    return rec[key]

@@ -1,0 +1,238 @@
+"""End to end on a tiny real checkpoint with the transformers backend: run files, reuse, resume, regrade."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from stepdpo_bench.cli import app
+from stepdpo_bench.grading import GRADER_VERSION
+from stepdpo_bench.runs import SAMPLE_FIELDS, RunDir, make_run_id
+
+pytest.importorskip("transformers")
+runner = CliRunner()
+
+
+def _eval(args: list[str]):
+    return runner.invoke(app, ["eval", *args], catch_exceptions=False)
+
+
+def _runs(out: Path) -> dict[str, RunDir]:
+    return {d.name.split("__")[1]: RunDir(d) for d in sorted(out.iterdir()) if (d / "run.json").exists()}
+
+
+def test_hf_end_to_end_three_tasks(tiny_ckpt, shared_data, tmp_path):
+    out = tmp_path / "results"
+    args = [
+        "--model",
+        str(tiny_ckpt),
+        "--backend",
+        "hf",
+        "--tasks",
+        "gsm8k,math500,odyssey",
+        "--limit",
+        "3",
+        "--data-dir",
+        str(shared_data),
+        "--max-tokens",
+        "16",
+        "--out",
+        str(out),
+    ]
+    res = _eval(args)
+    assert res.exit_code == 0, res.output
+    runs = _runs(out)
+    assert set(runs) == {"gsm8k", "math500", "odyssey"}
+    for name, run in runs.items():
+        assert run.manifest()["task"]["name"] == name
+        m = run.manifest()
+        assert m["status"] == "done" and m["grader_version"] == GRADER_VERSION
+        assert m["task"]["n_problems"] == 3 and len(m["task"]["data_sha256"]) == 64
+        assert m["sampling"]["backend"] == "hf" and m["sampling"]["max_tokens"] == 16
+        assert m["model"]["fingerprint"] and m["prompt"]["name"] == "qwen2-boxed"
+        met = m["metrics"]
+        assert met["n_samples"] == 3 and 0 <= met["accuracy"] <= 1 and met["ci95"][0] <= met["ci95"][1]
+        assert met["mean_tokens"] <= 16
+        rows = pq.read_table(run.path / "samples.parquet").to_pylist()
+        assert len(rows) == 3 and set(rows[0]) == set(SAMPLE_FIELDS)
+        assert all(r["prompt"].startswith("<|im_start|>system") and r["run_id"] == run.run_id for r in rows)
+        assert all(r["n_tokens"] <= 16 and r["finish_reason"] in ("stop", "length") for r in rows)
+        jsonl = (run.path / "samples.jsonl").read_text().splitlines()
+        assert len(jsonl) == 3
+    # the same command again reuses every run: nothing is generated, nothing duplicated
+    res = _eval(args)
+    assert res.exit_code == 0 and res.output.count("reused") >= 3
+    assert all(len((r.path / "samples.jsonl").read_text().splitlines()) == 3 for r in _runs(out).values())
+
+
+def test_sampling_n_and_chat_prompt(tiny_ckpt, tmp_path):
+    out = tmp_path / "results"
+    res = _eval(
+        [
+            "--model",
+            str(tiny_ckpt),
+            "--backend",
+            "hf",
+            "--tasks",
+            "arith",
+            "--limit",
+            "4",
+            "--n",
+            "3",
+            "--temperature",
+            "1.0",
+            "--max-tokens",
+            "8",
+            "--prompt",
+            "chat",
+            "--out",
+            str(out),
+        ]
+    )
+    assert res.exit_code == 0, res.output
+    m = next(iter(_runs(out).values())).manifest()
+    assert m["metrics"]["n_samples"] == 12 and set(m["metrics"]["pass@k"]) == {"1", "2", "3"}
+    assert "maj@k" in m["metrics"]
+    rows = RunDir(out / m["run_id"]).read_samples()
+    assert sorted({r["sample_idx"] for r in rows}) == [0, 1, 2]
+    assert rows[0]["prompt"].startswith("<|im_start|>user\n")
+
+
+def test_kill_minus_9_then_resume_finishes_without_redoing(tiny_ckpt, tmp_path):
+    out = tmp_path / "results"
+    cmd = [
+        sys.executable,
+        "-m",
+        "stepdpo_bench.cli",
+        "eval",
+        "--model",
+        str(tiny_ckpt),
+        "--backend",
+        "hf",
+        "--tasks",
+        "arith",
+        "--limit",
+        "60",
+        "--max-tokens",
+        "48",
+        "--chunk-size",
+        "4",
+        "--batch-size",
+        "4",
+        "--out",
+        str(out),
+    ]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    log = None
+    while time.time() < deadline:
+        logs = list(out.glob("*/samples.jsonl"))
+        if logs and len(logs[0].read_text().splitlines()) >= 8:
+            log = logs[0]
+            break
+        time.sleep(0.05)
+    assert log is not None, "no samples written before the deadline"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = log.read_text().splitlines()
+    assert 8 <= len(before) < 60
+    assert json.loads((log.parent / "run.json").read_text())["status"] == "running"
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    after = log.read_text().splitlines()
+    # finished samples are kept byte for byte, nothing is duplicated, the run completes
+    assert after[: len(before)] == before
+    keys = [(json.loads(x)["problem_id"], json.loads(x)["sample_idx"]) for x in after]
+    assert len(keys) == len(set(keys)) == 60
+    m = json.loads((log.parent / "run.json").read_text())
+    assert m["status"] == "done" and m["metrics"]["n_samples"] == 60
+
+
+def test_torn_last_line_is_repaired_on_resume(tiny_ckpt, tmp_path):
+    out = tmp_path / "results"
+    args = [
+        "--model",
+        str(tiny_ckpt),
+        "--backend",
+        "hf",
+        "--tasks",
+        "arith",
+        "--limit",
+        "6",
+        "--max-tokens",
+        "8",
+        "--chunk-size",
+        "2",
+        "--out",
+        str(out),
+    ]
+    assert _eval(args).exit_code == 0
+    run = next(iter(_runs(out).values()))
+    lines = (run.path / "samples.jsonl").read_text().splitlines(keepends=True)
+    # simulate a crash: manifest back to running, last two samples lost, a torn half line at the end
+    m = run.manifest()
+    m["status"] = "running"
+    run.write_manifest(m)
+    (run.path / "samples.parquet").unlink()
+    (run.path / "samples.jsonl").write_text("".join(lines[:4]) + lines[4][:20])
+    res = _eval(args)
+    assert res.exit_code == 0, res.output
+    assert "resumed" in res.output
+    rows = [json.loads(x) for x in (run.path / "samples.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and len({r["problem_id"] for r in rows}) == 6
+
+
+def test_regrade_in_place_and_to_a_new_grader_version(tiny_ckpt, tmp_path):
+    out = tmp_path / "results"
+    assert (
+        _eval(
+            [
+                "--model",
+                str(tiny_ckpt),
+                "--backend",
+                "hf",
+                "--tasks",
+                "arith",
+                "--limit",
+                "3",
+                "--max-tokens",
+                "8",
+                "--out",
+                str(out),
+            ]
+        ).exit_code
+        == 0
+    )
+    run = next(iter(_runs(out).values()))
+    # plant a completion whose answer is right: regrade must find it without generating
+    rows = run.read_samples()
+    rows[0]["completion"] = f"Step 1: ...\nThe answer is: {rows[0]['gold']}"
+    run.compact(rows)
+    res = runner.invoke(app, ["regrade", run.run_id, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    m = run.manifest()
+    assert m["regraded"]["changed"] == 1 and m["metrics"]["n_correct"] == 1 and m["run_id"] == run.run_id
+    # a run graded by an older grader is re-scored into a new run id beside it
+    # (as if written by grader 0.9.0: its id is the hash of an identity naming that grader)
+    m["grader_version"] = m["identity"]["grader_version"] = "0.9.0"
+    m["run_id"] = make_run_id(m["identity"])
+    run.path.rename(out / m["run_id"])
+    run = RunDir(out / m["run_id"])
+    run.write_manifest(m)
+    res = runner.invoke(app, ["regrade", str(run.path), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    others = [RunDir(d) for d in out.iterdir() if d.name != run.run_id]
+    assert len(others) == 1
+    nm = others[0].manifest()
+    assert nm["regraded_from"] == run.run_id and nm["grader_version"] == GRADER_VERSION
+    assert nm["metrics"]["n_correct"] == 1
