@@ -28,6 +28,7 @@ def build_tiny_checkpoint(
     num_heads: int = 2,
     chat_template: bool = True,
     seed: int = 0,
+    init_std: float = 0.5,
 ) -> Path:
     """Write a checkpoint to ``out_dir`` (created) and return it.  Deterministic for a given corpus and seed."""
     import torch
@@ -63,6 +64,7 @@ def build_tiny_checkpoint(
         eos_token_id=fast.eos_token_id,
         pad_token_id=fast.pad_token_id,
         tie_word_embeddings=True,
+        initializer_range=init_std,  # wider than the default 0.02 so greedy text varies instead of repeating
     )
     if arch == "qwen2":
         model = Qwen2ForCausalLM(Qwen2Config(**common))

@@ -52,3 +52,7 @@ def tiny_ckpt_nochat(tmp_path_factory, shared_data) -> Path:
     return build_tiny_checkpoint(
         tmp_path_factory.mktemp("ckpt") / "tiny-llama-nochat", _corpus(shared_data), arch="llama", chat_template=False
     )
+
+
+for _k, _v in {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}.items():
+    os.environ.setdefault(_k, _v)

