@@ -89,40 +89,44 @@ def _pct(x: float | None) -> str:
 
 def print_runs(results: list[Any], title: str = "Results") -> None:
     """One row per run: accuracy with its 95% CI, pass@k/maj@k when sampled, invalid and truncated shares."""
+    sampled = any("pass@k" in r.manifest.get("metrics", {}) for r in results)
     table = Table(title=title)
-    for col, just in (
-        ("task", "left"),
-        ("model", "left"),
-        ("n", "right"),
-        ("accuracy %", "right"),
-        ("95% CI", "right"),
-        ("pass@k / maj@k", "right"),
-        ("invalid %", "right"),
-        ("truncated %", "right"),
-        ("tokens", "right"),
-        ("run", "left"),
-        ("", "left"),
-    ):
-        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    cols = [
+        "task",
+        "model",
+        "n",
+        "acc %",
+        "95% CI",
+        *(["pass@k", "maj@k"] if sampled else []),
+        "invalid %",
+        "trunc %",
+        "tokens",
+        "run",
+    ]
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("task", "model", "run") else "right")
     for r in results:
         m = r.manifest
         met = m.get("metrics", {})
         lo, hi = met.get("ci95", [None, None])
-        extra = " ".join(f"p@{k}={_pct(v)}" for k, v in list(met.get("pass@k", {}).items())[-1:])
-        extra += " ".join(f" maj@{k}={_pct(v)}" for k, v in list(met.get("maj@k", {}).items())[-1:])
-        table.add_row(
+        row = [
             m["task"]["name"],
             m["model"]["label"] or m["model"]["name_or_path"],
             str(met.get("n_problems")),
             _pct(met.get("accuracy")),
-            f"{_pct(lo)}–{_pct(hi)}",
-            extra.strip() or "-",
+            f"{_pct(lo)}-{_pct(hi)}",
+        ]
+        if sampled:
+            for key in ("pass@k", "maj@k"):
+                last = list(met.get(key, {}).items())[-1:]
+                row.append(" ".join(f"@{k} {_pct(v)}" for k, v in last) or "-")
+        row += [
             _pct(met.get("invalid_rate")),
             _pct(met.get("truncation_rate")),
             f"{met.get('mean_tokens', 0):.0f}",
-            m["run_id"],
             r.status,
-        )
+        ]
+        table.add_row(*row)
     console.print(table)
 
 

@@ -76,3 +76,22 @@ def build_tiny_checkpoint(
     model.generation_config.pad_token_id = fast.pad_token_id
     model.save_pretrained(out_dir)
     return out_dir
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m stepdpo_bench.tiny OUT_DIR``: a tiny checkpoint (tokenizer trained on arith) for offline runs."""
+    import argparse
+
+    from .tasks import arith
+
+    ap = argparse.ArgumentParser(description="Build a tiny random-weights Qwen2 checkpoint (no download).")
+    ap.add_argument("out_dir", type=Path)
+    ap.add_argument("--arch", default="qwen2", choices=("qwen2", "llama"))
+    args = ap.parse_args(argv)
+    corpus = [p.question + "\n" + (p.reference or "") for p in arith.generate("train", 2000).problems]
+    path = build_tiny_checkpoint(args.out_dir, corpus, arch=args.arch)
+    print(f"tiny checkpoint written to {path}")
+
+
+if __name__ == "__main__":
+    main()

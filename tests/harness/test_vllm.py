@@ -23,8 +23,13 @@ from stepdpo_bench.runs import RunDir
 
 pytestmark = pytest.mark.vllm
 runner = CliRunner()
-VLLM_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "HF_HUB_OFFLINE": "1",
-            "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+VLLM_ENV = {
+    "VLLM_CPU_KVCACHE_SPACE": "1",
+    "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -48,11 +53,33 @@ def _free_port() -> int:
 
 
 def test_vllm_offline_engine_three_tasks_agrees_with_hf(tiny_ckpt, shared_data, tmp_path):
-    common = ["--model", str(tiny_ckpt), "--tasks", "gsm8k,math500,odyssey", "--limit", "4", "--data-dir",
-              str(shared_data), "--max-tokens", "24", "--dtype", "float32"]
+    common = [
+        "--model",
+        str(tiny_ckpt),
+        "--tasks",
+        "gsm8k,math500,odyssey",
+        "--limit",
+        "4",
+        "--data-dir",
+        str(shared_data),
+        "--max-tokens",
+        "24",
+        "--dtype",
+        "float32",
+    ]
     out_v, out_h = tmp_path / "vllm", tmp_path / "hf"
-    cmd = [sys.executable, "-m", "stepdpo_bench.cli", "eval", *common, "--backend", "vllm", "--enforce-eager",
-           "--out", str(out_v)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "stepdpo_bench.cli",
+        "eval",
+        *common,
+        "--backend",
+        "vllm",
+        "--enforce-eager",
+        "--out",
+        str(out_v),
+    ]
     res = subprocess.run(cmd, env={**os.environ, **VLLM_ENV}, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
     assert runner.invoke(app, ["eval", *common, "--backend", "hf", "--out", str(out_h)]).exit_code == 0
@@ -78,9 +105,22 @@ def test_vllm_offline_engine_three_tasks_agrees_with_hf(tiny_ckpt, shared_data, 
 def vllm_server(tiny_ckpt, tmp_path_factory):
     port = _free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
-    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(tiny_ckpt),
-           "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
-           "--enforce-eager"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(tiny_ckpt),
+        "--served-model-name",
+        "tiny",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dtype",
+        "float32",
+        "--enforce-eager",
+    ]
     with log.open("w") as fh:
         proc = subprocess.Popen(cmd, env={**os.environ, **VLLM_ENV}, stdout=fh, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}/v1"
@@ -110,12 +150,53 @@ def test_openai_backend_against_real_vllm_serve(vllm_server, tiny_ckpt, tmp_path
     out = tmp_path / "results"
     # two base URLs (the same server twice) exercise the fleet round-robin
     base = ["--base-url", vllm_server, "--base-url", vllm_server]
-    res = runner.invoke(app, ["eval", "--model", "tiny", "--backend", "openai", *base, "--tasks", "arith",
-                              "--limit", "6", "--max-tokens", "16", "--prompt", "qwen2-boxed", "--out", str(out)])
+    res = runner.invoke(
+        app,
+        [
+            "eval",
+            "--model",
+            "tiny",
+            "--backend",
+            "openai",
+            *base,
+            "--tasks",
+            "arith",
+            "--limit",
+            "6",
+            "--max-tokens",
+            "16",
+            "--prompt",
+            "qwen2-boxed",
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
-    res = runner.invoke(app, ["eval", "--model", "tiny", "--backend", "openai", *base, "--tasks", "arith",
-                              "--limit", "3", "--max-tokens", "16", "--n", "2", "--temperature", "0.8",
-                              "--prompt", "chat", "--out", str(out)])
+    res = runner.invoke(
+        app,
+        [
+            "eval",
+            "--model",
+            "tiny",
+            "--backend",
+            "openai",
+            *base,
+            "--tasks",
+            "arith",
+            "--limit",
+            "3",
+            "--max-tokens",
+            "16",
+            "--n",
+            "2",
+            "--temperature",
+            "0.8",
+            "--prompt",
+            "chat",
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     runs = [RunDir(d) for d in sorted(out.iterdir())]
     assert len(runs) == 2
@@ -129,9 +210,28 @@ def test_openai_backend_against_real_vllm_serve(vllm_server, tiny_ckpt, tmp_path
             assert rows[0]["prompt"].startswith("<user>")
         else:
             # the served model is our checkpoint: greedy text matches transformers on the same prompt
-            hf = runner.invoke(app, ["eval", "--model", str(tiny_ckpt), "--backend", "hf", "--tasks", "arith",
-                                     "--limit", "6", "--max-tokens", "16", "--prompt", "qwen2-boxed", "--dtype",
-                                     "float32", "--out", str(tmp_path / "hf")])
+            hf = runner.invoke(
+                app,
+                [
+                    "eval",
+                    "--model",
+                    str(tiny_ckpt),
+                    "--backend",
+                    "hf",
+                    "--tasks",
+                    "arith",
+                    "--limit",
+                    "6",
+                    "--max-tokens",
+                    "16",
+                    "--prompt",
+                    "qwen2-boxed",
+                    "--dtype",
+                    "float32",
+                    "--out",
+                    str(tmp_path / "hf"),
+                ],
+            )
             assert hf.exit_code == 0
             (hrun,) = _runs(tmp_path / "hf").values()
             hs = {s["problem_id"]: s["completion"] for s in hrun.read_samples()}
