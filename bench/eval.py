@@ -151,7 +151,6 @@ def main() -> None:
                 req = EvalRequest(
                     model=str(ckpt),
                     task="gsm8k",
-                    backend="vllm",
                     data_dir=args.data_dir,
                     limit=args.problems,
                     prompt="qwen2-boxed",

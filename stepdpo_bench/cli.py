@@ -206,7 +206,6 @@ def eval_cmd(
             req = EvalRequest(
                 model=model,
                 task=t,
-                backend=backend,
                 data_dir=data_dir,
                 split=split,
                 limit=limit,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from . import __version__
 from .grading import GRADER_VERSION, grade_batch, is_equivalent
 from .metrics import compute_metrics
-from .prompts import PromptTemplate, get_template, render
+from .prompts import PromptTemplate, default_prompt, get_template, render
 from .runs import SAMPLES_JSONL, RunDir, make_run_id, now_iso
 from .samplers import Sampler, SamplingParams
 from .steps import split_steps
@@ -35,7 +35,6 @@ class EvalRequest:
 
     model: str
     task: str
-    backend: str
     data_dir: Path | None = None
     split: str = "test"
     limit: int | None = None
@@ -114,8 +113,6 @@ def evaluate(req: EvalRequest, sampler: Sampler, console: Console | None = None)
     task = task.filtered(req.limit, req.subjects, req.levels)
     if not task.problems:
         raise ValueError(f"task {req.task!r}: no problems left after --limit/--subjects/--levels filters")
-    from .prompts import default_prompt
-
     template = get_template(
         req.prompt or (None if req.prompt_file else default_prompt(task.convention)), req.prompt_file
     )
@@ -128,6 +125,23 @@ def evaluate(req: EvalRequest, sampler: Sampler, console: Console | None = None)
 
     identity = build_identity(req, task, template, sampler, params)
     run = RunDir(Path(req.out_dir) / make_run_id(identity))
+    with run.exclusive():
+        return _run(req, sampler, console, t_start, task, template, params, prompts, identity, run)
+
+
+def _run(
+    req: EvalRequest,
+    sampler: Sampler,
+    console: Console,
+    t_start: float,
+    task: Task,
+    template: PromptTemplate,
+    params: SamplingParams,
+    prompts: dict[str, Any],
+    identity: dict[str, Any],
+    run: RunDir,
+) -> EvalResult:
+    """Reuse, resume or start ``run`` while holding its lock; chunks are graded and fsynced as they finish."""
     old = run.manifest()
     if old and old.get("status") == "done":
         return EvalResult(run, old, "reused")
@@ -289,8 +303,3 @@ def regrade(run: RunDir, out_dir: Path | None = None) -> EvalResult:
     target.compact(new)
     target.write_manifest(m)
     return EvalResult(target, m, "regraded")
-
-
-def sampling_summary(p: SamplingParams) -> str:
-    d = asdict(p)
-    return ", ".join(f"{k}={v}" for k, v in d.items() if k != "stop")

@@ -236,3 +236,18 @@ def test_regrade_in_place_and_to_a_new_grader_version(tiny_ckpt, tmp_path):
     nm = others[0].manifest()
     assert nm["regraded_from"] == run.run_id and nm["grader_version"] == GRADER_VERSION
     assert nm["metrics"]["n_correct"] == 1
+
+
+def test_a_second_writer_of_the_same_run_fails_fast(tiny_ckpt, tmp_path):
+    out = tmp_path / "results"
+    args = ["--model", str(tiny_ckpt), "--backend", "hf", "--tasks", "arith", "--limit", "2", "--max-tokens", "4",
+            "--out", str(out)]  # fmt: skip
+    assert _eval(args).exit_code == 0
+    run = next(iter(_runs(out).values()))
+    m = run.manifest()
+    m["status"] = "running"
+    run.write_manifest(m)
+    with run.exclusive():  # another job is writing this run right now
+        res = runner.invoke(app, ["eval", *args])
+    assert res.exit_code == 2 and "another process is writing this run" in res.stderr
+    assert _eval(args).exit_code == 0 and run.manifest()["status"] == "done"
