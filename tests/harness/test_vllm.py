@@ -6,7 +6,6 @@ STEPDPO_REQUIRE_VLLM=1 (set by CI), where a missing engine is a failure.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -146,94 +145,39 @@ def vllm_server(tiny_ckpt, tmp_path_factory):
             proc.kill()
 
 
-def test_openai_backend_against_real_vllm_serve(vllm_server, tiny_ckpt, tmp_path):
-    out = tmp_path / "results"
+def _cli(*args: str | Path):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_openai_backend_against_real_vllm_serve(vllm_server, tiny_ckpt, shared_data, tmp_path):
+    out, out_hf = tmp_path / "results", tmp_path / "hf"
+    tasks = ("--tasks", "gsm8k,math500,odyssey", "--data-dir", shared_data, "--limit", 4, "--max-tokens", 16)
     # two base URLs (the same server twice) exercise the fleet round-robin
-    base = ["--base-url", vllm_server, "--base-url", vllm_server]
-    res = runner.invoke(
-        app,
-        [
-            "eval",
-            "--model",
-            "tiny",
-            "--backend",
-            "openai",
-            *base,
-            "--tasks",
-            "arith",
-            "--limit",
-            "6",
-            "--max-tokens",
-            "16",
-            "--prompt",
-            "qwen2-boxed",
-            "--out",
-            str(out),
-        ],
-    )
+    base = ("--backend", "openai", "--base-url", vllm_server, "--base-url", vllm_server)
+    res = _cli("eval", "--model", "tiny", *base, *tasks, "--prompt", "qwen2-boxed", "--out", out)
     assert res.exit_code == 0, res.output
-    res = runner.invoke(
-        app,
-        [
-            "eval",
-            "--model",
-            "tiny",
-            "--backend",
-            "openai",
-            *base,
-            "--tasks",
-            "arith",
-            "--limit",
-            "3",
-            "--max-tokens",
-            "16",
-            "--n",
-            "2",
-            "--temperature",
-            "0.8",
-            "--prompt",
-            "chat",
-            "--out",
-            str(out),
-        ],
-    )
+    res = _cli("eval", "--model", tiny_ckpt, "--backend", "hf", *tasks, "--dtype", "float32", "--out", out_hf)
     assert res.exit_code == 0, res.output
-    runs = [RunDir(d) for d in sorted(out.iterdir())]
-    assert len(runs) == 2
-    for run in runs:
+    served, local = _runs(out), _runs(out_hf)
+    assert set(served) == {"gsm8k", "math500", "odyssey"}
+    agree = total = 0
+    for task, run in served.items():
         m = run.manifest()
-        assert m["status"] == "done" and m["sampling"]["backend"] == "openai"
+        assert m["status"] == "done" and m["sampling"]["backend"] == "openai" and m["metrics"]["n_samples"] == 4
         rows = run.read_samples()
-        assert rows and all(0 < r["n_tokens"] <= 16 for r in rows)
-        if m["prompt"]["chat"]:
-            assert m["metrics"]["n_samples"] == 6 and "pass@k" in m["metrics"]
-            assert rows[0]["prompt"].startswith("<user>")
-        else:
-            # the served model is our checkpoint: greedy text matches transformers on the same prompt
-            hf = runner.invoke(
-                app,
-                [
-                    "eval",
-                    "--model",
-                    str(tiny_ckpt),
-                    "--backend",
-                    "hf",
-                    "--tasks",
-                    "arith",
-                    "--limit",
-                    "6",
-                    "--max-tokens",
-                    "16",
-                    "--prompt",
-                    "qwen2-boxed",
-                    "--dtype",
-                    "float32",
-                    "--out",
-                    str(tmp_path / "hf"),
-                ],
-            )
-            assert hf.exit_code == 0
-            (hrun,) = _runs(tmp_path / "hf").values()
-            hs = {s["problem_id"]: s["completion"] for s in hrun.read_samples()}
-            agree = sum(r["completion"] == hs[r["problem_id"]] for r in rows)
-            assert agree >= len(rows) // 2, json.dumps([(r["completion"], hs[r["problem_id"]]) for r in rows])
+        assert all(0 < r["n_tokens"] <= 16 for r in rows)
+        hs = {s["problem_id"]: s for s in local[task].read_samples()}
+        for r in rows:
+            assert r["prompt"] == hs[r["problem_id"]]["prompt"]
+            total += 1
+            agree += r["completion"] == hs[r["problem_id"]]["completion"]
+    # the served model is our checkpoint: greedy text matches transformers on the same prompts
+    assert agree >= total // 2, f"only {agree}/{total} greedy completions agree with transformers"
+    # chat endpoint + n samples
+    res = _cli("eval", "--model", "tiny", *base, "--tasks", "arith", "--limit", 3, "--max-tokens", 16, "--n", 2,
+               "--temperature", 0.8, "--prompt", "chat", "--out", tmp_path / "chat")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    (run,) = _runs(tmp_path / "chat").values()
+    m = run.manifest()
+    assert m["prompt"]["chat"] and m["metrics"]["n_samples"] == 6 and "pass@k" in m["metrics"]
+    assert run.read_samples()[0]["prompt"].startswith("<user>")
