@@ -27,6 +27,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
@@ -121,16 +122,13 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--skip-lm-eval", action="store_true")
+    ap.add_argument("--skip-overhead", action="store_true", help="only the end-to-end comparison")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
     from rich.console import Console
-    from rich.table import Table
 
-    from stepdpo_bench.evaluate import EvalRequest, evaluate
     from stepdpo_bench.prompts import get_template, render
-    from stepdpo_bench.samplers import SamplingParams
-    from stepdpo_bench.samplers.vllm import VLLMSampler
     from stepdpo_bench.tasks import load_task
 
     console = Console(width=120)
@@ -143,7 +141,21 @@ def main() -> None:
         f"{args.problems} GSM8K problems x {args.max_tokens} tokens, model {ckpt.name}, {os.cpu_count()} cores"
     )
 
-    # 1. overhead on one engine
+    if not args.skip_overhead:
+        overhead(args, ckpt, prompts, template, n_tok, console)
+    if not args.skip_lm_eval:
+        end_to_end(args, ckpt, prompts, [p.gold for p in task.problems], console)
+
+
+def overhead(args: argparse.Namespace, ckpt: Path, prompts: list[str], template: Any, n_tok: int, console: Any) -> None:
+    """Harness overhead on one engine: evaluate() vs a bare LLM.generate over the same prompts."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from stepdpo_bench.evaluate import EvalRequest, evaluate
+    from stepdpo_bench.samplers import SamplingParams
+    from stepdpo_bench.samplers.vllm import VLLMSampler
+
     sampler = VLLMSampler(str(ckpt), dtype="float32", enforce_eager=True)
     from vllm import SamplingParams as VSP
 
@@ -194,10 +206,12 @@ def main() -> None:
         f"{med(outside):.3f} s = {100 * med(outside) / med(ours):.1f}% of its wall time"
     )
 
-    if args.skip_lm_eval:
-        return
-    # 2. end to end, as users run them
-    tdir = lm_eval_task(args.out, prompts, [p.gold for p in task.problems], args.max_tokens)
+
+def end_to_end(args: argparse.Namespace, ckpt: Path, prompts: list[str], golds: list[str], console: Any) -> None:
+    """End to end as users run them (engine load included): our CLI vs lm_eval, per backend."""
+    from rich.table import Table
+
+    tdir = lm_eval_task(args.out, prompts, golds, args.max_tokens)
     runner = args.out / "lm_eval_runner.py"
     runner.write_text(LM_EVAL_RUNNER)
     ours_cli = [

@@ -261,5 +261,122 @@ def regrade(
     print_runs(results, "Regraded")
 
 
+@app.command()
+def ingest(
+    results: Path = typer.Argument(Path("results"), help="Results directory holding run directories."),
+    db: Path = typer.Option(None, "--db", help="DuckDB file (default RESULTS/leaderboard.duckdb)."),
+) -> None:
+    """Index finished runs (and training logs) into the leaderboard database; safe to repeat or run concurrently."""
+    from .store import StoreError, default_db
+    from .store import ingest as do_ingest
+
+    try:
+        rep = do_ingest(
+            results, default_db(results, db), log=lambda msg: err.print(msg, highlight=False, soft_wrap=True)
+        )
+    except StoreError as exc:
+        _fail(str(exc))
+    console.print(
+        f"ingested into {default_db(results, db)}: {len(rep.added)} added, {len(rep.replaced)} replaced, "
+        f"{len(rep.unchanged)} unchanged, {len(rep.skipped)} skipped",
+        highlight=False,
+    )
+
+
+@app.command("leaderboard")
+def leaderboard_cmd(
+    results: Path = typer.Option(Path("results"), "--results", help="Results directory (for the default --db)."),
+    db: Path = typer.Option(None, "--db", help="DuckDB file (default RESULTS/leaderboard.duckdb)."),
+    task: str = typer.Option(None, help="Only this task."),
+    tag: str = typer.Option(None, help="Only runs with this tag (method such as step-dpo, or source)."),
+    fmt: str = typer.Option("table", "--format", help="table | csv | json | markdown."),
+) -> None:
+    """Print the leaderboard: accuracy with 95% CI per model and task; tied models share a tier."""
+    import csv
+    import io
+
+    from .leaderboard import leaderboard
+    from .store import StoreError, connect, default_db
+
+    try:
+        con = connect(default_db(results, db), read_only=True)
+    except StoreError as exc:
+        _fail(str(exc))
+    rows = leaderboard(con, task, tag)
+    con.close()
+    cols = [
+        "task",
+        "tier",
+        "label",
+        "method",
+        "base_model",
+        "accuracy",
+        "ci_lo",
+        "ci_hi",
+        "n_problems",
+        "n",
+        "prompt",
+        "created_at",
+        "run_id",
+    ]
+    if fmt == "json":
+        print(json.dumps([{c: r[c] for c in cols} for r in rows], default=str, indent=1))
+        return
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(cols)
+        w.writerows([[r[c] for c in cols] for r in rows])
+        print(buf.getvalue(), end="")
+        return
+    show = [(r["task"], str(r["tier"]), r["label"], r["method"] or "", r["base_model"] or "", _pct(r["accuracy"]),
+             f"{_pct(r['ci_lo'])}-{_pct(r['ci_hi'])}", str(r["n_problems"]), str(r["created_at"])[:10])
+            for r in rows]  # fmt: skip
+    heads = ("task", "tier", "model", "method", "base", "acc %", "95% CI", "n", "date")
+    if fmt == "markdown":
+        print("| " + " | ".join(heads) + " |")
+        print("|" + "|".join("---" for _ in heads) + "|")
+        for r in show:
+            print("| " + " | ".join(x.replace("|", "\\|") for x in r) + " |")
+        return
+    if fmt != "table":
+        _fail(f"unknown --format {fmt!r}; use table, csv, json or markdown")
+    table = Table(title="Leaderboard (same tier = not significantly different)")
+    for h in heads:
+        table.add_column(h, justify="right" if h in ("tier", "acc %", "95% CI", "n") else "left")
+    for r in show:
+        table.add_row(*r)
+    console.print(table)
+
+
+@app.command("app")
+def app_cmd(
+    results: Path = typer.Option(Path("results"), "--results", help="Results directory (for the default --db)."),
+    db: Path = typer.Option(None, "--db", help="DuckDB file (default RESULTS/leaderboard.duckdb)."),
+    port: int = typer.Option(8501, help="Port on 127.0.0.1."),
+    ingest_first: bool = typer.Option(True, "--ingest/--no-ingest", help="Index RESULTS before starting."),
+) -> None:
+    """Start the leaderboard app (Streamlit) on loopback."""
+    import subprocess
+
+    from .store import StoreError, default_db
+    from .store import ingest as do_ingest
+
+    path = default_db(results, db)
+    try:
+        if ingest_first and Path(results).is_dir():
+            do_ingest(results, path, log=lambda msg: err.print(msg, highlight=False, soft_wrap=True))
+    except StoreError as exc:
+        _fail(str(exc))
+    if not path.exists():
+        _fail(f"{path}: no leaderboard yet; run `stepdpo-bench eval` then `stepdpo-bench ingest`")
+    main_py = Path(__file__).resolve().parent.parent / "app" / "main.py"
+    cmd = [sys.executable, "-m", "streamlit", "run", str(main_py), "--server.address", "127.0.0.1",
+           "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+           "--", "--db", str(path.resolve())]  # fmt: skip
+    err.print(f"leaderboard app on http://127.0.0.1:{port}  (index: {path})", highlight=False, soft_wrap=True)
+    raise typer.Exit(subprocess.call(cmd))
+
+
 if __name__ == "__main__":
     sys.exit(app())

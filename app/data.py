@@ -1,0 +1,126 @@
+"""Read-only queries behind the app: every query parameterised, every connection read-only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from stepdpo_bench.compare import breakdown, paired, per_problem
+from stepdpo_bench.leaderboard import leaderboard
+from stepdpo_bench.store import connect
+
+
+class Data:
+    """A read-only view of the index.  Opened per request: DuckDB read-only connections are cheap."""
+
+    def __init__(self, db: Path) -> None:
+        self.db = Path(db)
+
+    def _con(self) -> Any:
+        return connect(self.db, read_only=True)
+
+    def _df(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+        con = self._con()
+        try:
+            return con.execute(sql, params or []).df()
+        finally:
+            con.close()
+
+    def leaderboard(self, task: str | None = None, tag: str | None = None) -> pd.DataFrame:
+        con = self._con()
+        try:
+            return pd.DataFrame(leaderboard(con, task, tag))
+        finally:
+            con.close()
+
+    def runs(self, task: str | None = None) -> pd.DataFrame:
+        return self._df(
+            """SELECT run_id, label, method, base_model, task, prompt, n_problems, accuracy, created_at,
+                      json_extract_string(manifest, '$.regraded_from') AS regraded_from, grader_version, source
+               FROM runs WHERE status = 'done' AND (? IS NULL OR task = ?) ORDER BY created_at DESC""",
+            [task, task],
+        )
+
+    def tasks(self) -> list[str]:
+        return list(self._df("SELECT DISTINCT task FROM runs ORDER BY task")["task"])
+
+    def samples(self, run_id: str) -> list[dict[str, Any]]:
+        return self._df(
+            """SELECT problem_id, sample_idx, correct, pred, gold, subject, level
+               FROM samples WHERE run_id = ? ORDER BY problem_id, sample_idx""",
+            [run_id],
+        ).to_dict("records")
+
+    def compare(self, a: str, b: str) -> dict[str, Any]:
+        sa, sb = self.samples(a), self.samples(b)
+        res = paired(per_problem(sa), per_problem(sb))
+        return {
+            "paired": res,
+            "by_subject": pd.DataFrame(breakdown(sa, sb, "subject")),
+            "by_level": pd.DataFrame(breakdown(sa, sb, "level")),
+        }
+
+    def dpo_vs_stepdpo_pairs(self) -> pd.DataFrame:
+        """(base model, task) where both a DPO and a Step-DPO run exist: the one-click comparison."""
+        return self._df(
+            """WITH latest AS (
+                   SELECT *, row_number() OVER (PARTITION BY base_model, task, method
+                                             ORDER BY created_at DESC, updated_at DESC) AS r
+                   FROM runs WHERE status = 'done' AND base_model IS NOT NULL AND method IN ('dpo', 'step-dpo')
+                     AND run_id NOT IN (SELECT json_extract_string(manifest, '$.regraded_from') FROM runs
+                                        WHERE json_extract_string(manifest, '$.regraded_from') IS NOT NULL))
+               SELECT d.base_model, d.task, d.run_id AS dpo_run, s.run_id AS stepdpo_run
+               FROM latest d JOIN latest s ON d.base_model = s.base_model AND d.task = s.task
+               WHERE d.method = 'dpo' AND s.method = 'step-dpo' AND d.r = 1 AND s.r = 1
+               ORDER BY d.base_model, d.task"""
+        )
+
+    def problem(self, run_ids: list[str], problem_id: str, sample_idx: int = 0) -> dict[str, dict[str, Any]]:
+        """Per run: prompt, completion, steps, pred, gold, verdict and reason for one problem and sample."""
+        out: dict[str, dict[str, Any]] = {}
+        for rid in run_ids:
+            rows = self._df(
+                """SELECT s.*, r.label FROM samples s JOIN runs r USING (run_id)
+                   WHERE s.run_id = ? AND s.problem_id = ? AND s.sample_idx = ?""",
+                [rid, problem_id, sample_idx],
+            ).to_dict("records")
+            if not rows:
+                continue
+            steps = self._df(
+                "SELECT text FROM steps WHERE run_id = ? AND problem_id = ? AND sample_idx = ? ORDER BY step_idx",
+                [rid, problem_id, sample_idx],
+            )
+            out[rid] = {**rows[0], "steps": list(steps["text"])}
+        return out
+
+    def audit(self) -> pd.DataFrame:
+        """Samples where two graders disagree: an imported tool's verdict vs ours, or ours across versions."""
+        return self._df(
+            """SELECT r.label, r.task, s.problem_id, s.sample_idx, s.pred, s.gold, s.correct AS ours,
+                      s.other_correct AS other, 'imported tool (' || r.source || ')' AS other_grader, s.run_id
+               FROM samples s JOIN runs r USING (run_id)
+               WHERE s.other_correct IS NOT NULL AND s.other_correct <> s.correct
+               UNION ALL
+               SELECT n.label, n.task, s.problem_id, s.sample_idx, s.pred, s.gold, s.correct AS ours,
+                      o.correct AS other, 'grader ' || old.grader_version AS other_grader, s.run_id
+               FROM runs n
+               JOIN runs old ON old.run_id = json_extract_string(n.manifest, '$.regraded_from')
+               JOIN samples s ON s.run_id = n.run_id
+               JOIN samples o ON o.run_id = old.run_id AND o.problem_id = s.problem_id
+                             AND o.sample_idx = s.sample_idx
+               WHERE o.correct <> s.correct
+               ORDER BY 1, 3"""
+        )
+
+    def training(self) -> pd.DataFrame:
+        return self._df("SELECT * FROM training_log ORDER BY run_name, step")
+
+
+def first_divergence(a: list[str], b: list[str]) -> int | None:
+    """Index of the first step where two solutions differ (whitespace-insensitive); None if identical."""
+    for i, (x, y) in enumerate(zip(a, b, strict=False)):
+        if " ".join(x.split()) != " ".join(y.split()):
+            return i
+    return None if len(a) == len(b) else min(len(a), len(b))

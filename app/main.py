@@ -1,0 +1,247 @@
+"""stepdpo-bench leaderboard app (Streamlit): Leaderboard, Compare, Samples, Audit, Training.
+
+Start with ``stepdpo-bench app [--db PATH]`` or ``streamlit run app/main.py -- --db PATH``.  It only reads the
+DuckDB index (read-only connections, parameterised queries) and shows model text as text: Markdown with HTML
+disabled (LaTeX rendered), or raw.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `streamlit run app/main.py` from a checkout
+
+from app.data import Data, first_divergence
+from stepdpo_bench.store import StoreError
+
+PAGES = ("Leaderboard", "Compare", "Samples", "Audit", "Training")
+
+
+def _db_path() -> Path:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--db", default=os.environ.get("STEPDPO_DB", "results/leaderboard.duckdb"))
+    args, _ = ap.parse_known_args(sys.argv[1:])
+    return Path(args.db)
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None or x != x else f"{100 * x:.1f}%"
+
+
+def _run_label(runs: pd.DataFrame, rid: str) -> str:
+    r = runs[runs.run_id == rid].iloc[0]
+    return f"{r.label} · {r.method or '?'} · {r.task} · {str(r.created_at)[:10]}"
+
+
+def page_leaderboard(data: Data) -> None:
+    st.header("Leaderboard")
+    tasks = data.tasks()
+    c1, c2, c3 = st.columns(3)
+    task = c1.selectbox("Task", ["all", *tasks], key="lb_task")
+    df = data.leaderboard(None if task == "all" else task)
+    if df.empty:
+        st.info("No finished runs for this selection.")
+        return
+    methods = sorted(m for m in df["method"].dropna().unique())
+    picked = c2.multiselect("Method", methods, default=methods, key="lb_methods")
+    search = c3.text_input("Search model", key="lb_search")
+    df = df[df["method"].isin(picked) | df["method"].isna()]
+    if search:
+        df = df[df["label"].str.contains(search, case=False, regex=False)]
+    view = pd.DataFrame({
+        "task": df.task, "tier": df.tier, "model": df.label, "method": df.method, "base model": df.base_model,
+        "accuracy %": (100 * df.accuracy).round(1), "95% CI": [f"{_pct(lo)} – {_pct(hi)}" for lo, hi in
+                                                             zip(df.ci_lo, df.ci_hi, strict=True)],
+        "n": df.n_problems, "samples/problem": df.n, "prompt": df.prompt, "date": df.created_at.astype(str).str[:10],
+        "run": df.run_id,
+    })  # fmt: skip
+    st.dataframe(view, hide_index=True, use_container_width=True)
+    st.caption(
+        "Same tier = not significantly different (paired test on shared problems, α = 0.05) from the best "
+        "run of the tier: do not read the order inside a tier as progress."
+    )
+    chart = df.assign(acc=100 * df.accuracy, lo=100 * df.ci_lo, hi=100 * df.ci_hi)[["label", "task", "acc", "lo", "hi"]]
+    try:
+        import altair as alt
+
+        base = alt.Chart(chart).encode(y=alt.Y("label:N", sort="-x", title=None))
+        st.altair_chart(
+            (base.mark_bar().encode(x=alt.X("acc:Q", title="accuracy %"), color="task:N")
+             + base.mark_rule().encode(x="lo:Q", x2="hi:Q")),
+            use_container_width=True,
+        )  # fmt: skip
+    except ImportError:
+        st.bar_chart(chart.set_index("label")["acc"])
+    st.download_button("Download CSV", view.to_csv(index=False), "leaderboard.csv", "text/csv")
+
+
+def _pick_pair(data: Data) -> tuple[str, str] | None:
+    runs = data.runs()
+    if len(runs) < 2:
+        st.info("Need at least two finished runs.")
+        return None
+    quick = data.dpo_vs_stepdpo_pairs()
+    if not quick.empty:
+        options = [
+            "(choose runs below)",
+            *[f"DPO vs Step-DPO on {r.base_model} · {r.task}" for r in quick.itertuples()],
+        ]
+        choice = st.selectbox("Quick comparison", options, key="quick")
+        if choice != options[0]:
+            row = quick.iloc[options.index(choice) - 1]
+            return row.dpo_run, row.stepdpo_run
+    ids = list(runs.run_id)
+    a = st.selectbox("Baseline (A)", ids, format_func=lambda r: _run_label(runs, r), key="run_a")
+    same_task = [
+        r for r in ids if r != a and runs[runs.run_id == r].task.iloc[0] == runs[runs.run_id == a].task.iloc[0]
+    ]
+    if not same_task:
+        st.warning("No other run on the same task.")
+        return None
+    b = st.selectbox("Candidate (B)", same_task, format_func=lambda r: _run_label(runs, r), key="run_b")
+    return a, b
+
+
+def page_compare(data: Data) -> None:
+    st.header("Compare two runs")
+    pair = _pick_pair(data)
+    if pair is None:
+        return
+    a, b = pair
+    st.session_state["compare_pair"] = (a, b)
+    res = data.compare(a, b)
+    p = res["paired"]
+    c = st.columns(4)
+    c[0].metric("A accuracy", _pct(p.acc_a))
+    c[1].metric("B accuracy", _pct(p.acc_b), f"{100 * p.diff:+.1f} pts")
+    c[2].metric("95% CI of B − A", f"{100 * p.ci95[0]:+.1f} … {100 * p.ci95[1]:+.1f}")
+    c[3].metric(f"p ({p.test})", f"{p.p_value:.3g}")
+    verdict = ("B is better" if p.diff > 0 else "B is worse") if p.significant else "no significant difference"
+    st.write(
+        f"On the **{p.n}** problems both runs answered: **{verdict}** (α = 0.05); "
+        f"{len(p.fixed)} fixed by B, {len(p.broken)} broken by B."
+    )
+    for key in ("by_subject", "by_level"):
+        df = res[key]
+        if not df.empty:
+            label = df.columns[0]
+            st.subheader(key.replace("_", " ").title())
+            view = pd.DataFrame({
+                label: df[label], "n": df["n"], "A %": (100 * df["acc_a"]).round(1),
+                "B %": (100 * df["acc_b"]).round(1), "B − A pts": (100 * df["diff"]).round(1),
+                "95% CI pts": [f"{100 * lo:+.1f} … {100 * hi:+.1f}" if lo == lo else "-" for lo, hi in df["ci95"]],
+                "p": df["p_value"].round(3), "fixed": df["n_fixed"], "broken": df["n_broken"],
+            })  # fmt: skip
+            st.dataframe(view, hide_index=True, use_container_width=True)
+            st.bar_chart(view.set_index(label)["B − A pts"])
+    c1, c2 = st.columns(2)
+    c1.subheader(f"Fixed by B ({len(p.fixed)})")
+    c1.dataframe(pd.DataFrame({"problem": p.fixed}), hide_index=True)
+    c2.subheader(f"Broken by B ({len(p.broken)})")
+    c2.dataframe(pd.DataFrame({"problem": p.broken}), hide_index=True)
+
+
+def _show_text(text: str, raw: bool) -> None:
+    if raw:
+        st.text(text)
+    else:
+        st.markdown(text, unsafe_allow_html=False)
+
+
+def page_samples(data: Data) -> None:
+    st.header("Samples, step by step")
+    pair = _pick_pair(data)
+    if pair is None:
+        return
+    a, b = pair
+    sa = {s["problem_id"]: s for s in data.samples(a) if s["sample_idx"] == 0}
+    sb = {s["problem_id"]: s for s in data.samples(b) if s["sample_idx"] == 0}
+    common = sorted(sa.keys() & sb.keys())
+    c1, c2, c3 = st.columns(3)
+    which = c1.selectbox("Show", ["all", "fixed by B", "broken by B", "both wrong", "both right"], key="smp_filter")
+    subjects = sorted({str(sa[k]["subject"]) for k in common if sa[k]["subject"] is not None})
+    subj = c2.selectbox("Subject", ["all", *subjects], key="smp_subject")
+    levels = sorted({str(sa[k]["level"]) for k in common if sa[k]["level"] is not None})
+    lev = c3.selectbox("Level", ["all", *levels], key="smp_level")
+
+    def keep(k: str) -> bool:
+        ca, cb = bool(sa[k]["correct"]), bool(sb[k]["correct"])
+        ok = {"all": True, "fixed by B": not ca and cb, "broken by B": ca and not cb, "both wrong": not (ca or cb),
+              "both right": ca and cb}[which]  # fmt: skip
+        return ok and (subj == "all" or str(sa[k]["subject"]) == subj) and (lev == "all" or str(sa[k]["level"]) == lev)
+
+    ids = [k for k in common if keep(k)]
+    if not ids:
+        st.info("No problem matches these filters.")
+        return
+    pid = st.selectbox(f"Problem ({len(ids)})", ids, key="smp_problem")
+    raw = st.toggle("Show raw text (no Markdown/LaTeX rendering)", key="smp_raw")
+    rows = data.problem([a, b], pid)
+    first = next(iter(rows.values()))
+    st.subheader("Problem")
+    _show_text(first["prompt"], raw=True)
+    st.markdown(f"**Gold answer:** `{first['gold']}`")
+    div = first_divergence(rows[a]["steps"], rows[b]["steps"]) if a in rows and b in rows else None
+    if div is not None:
+        st.warning(f"The solutions part ways at step {div + 1}.")
+    cols = st.columns(2)
+    for col, rid in zip(cols, (a, b), strict=True):
+        r = rows.get(rid)
+        with col:
+            if r is None:
+                st.write("(no sample)")
+                continue
+            st.markdown(f"#### {r['label']}")
+            verdict = ":green[**correct**]" if r["correct"] else ":red[**wrong**]"
+            st.markdown(f"{verdict} — extracted `{r['pred']}` vs gold `{r['gold']}`")
+            st.caption(f"grader: {r['reason']} · finish: {r['finish_reason']} · {r['n_tokens']} tokens")
+            for i, step in enumerate(r["steps"]):
+                with st.container(border=True):
+                    if div is not None and i == div:
+                        st.markdown(":orange[**first divergent step**]")
+                    _show_text(step, raw)
+
+
+def page_audit(data: Data) -> None:
+    st.header("Audit: where graders disagree")
+    df = data.audit()
+    if df.empty:
+        st.success("No disagreements: no imported run carries a differing verdict, and no re-grade changed one.")
+        return
+    st.write(f"{len(df)} samples for a human to adjudicate.")
+    st.dataframe(df, hide_index=True, use_container_width=True)
+    st.download_button("Download CSV", df.to_csv(index=False), "audit.csv", "text/csv")
+
+
+def page_training(data: Data) -> None:
+    st.header("Training curves")
+    df = data.training()
+    if df.empty:
+        st.info("No training logs indexed (the trainer writes */train_log.jsonl under the results directory).")
+        return
+    for metric in ("loss", "reward_margin", "reward_accuracy"):
+        st.subheader(metric.replace("_", " "))
+        wide = df.pivot_table(index="step", columns="run_name", values=metric)
+        st.line_chart(wide)
+
+
+def main() -> None:
+    st.set_page_config(page_title="stepdpo-bench", layout="wide")
+    db = _db_path()
+    data = Data(db)
+    page = st.sidebar.radio("Page", PAGES, key="page")
+    st.sidebar.caption(f"index: {db}")
+    try:
+        {"Leaderboard": page_leaderboard, "Compare": page_compare, "Samples": page_samples, "Audit": page_audit,
+         "Training": page_training}[page](data)  # fmt: skip
+    except StoreError as exc:
+        st.error(str(exc))
+
+
+main()

@@ -1,0 +1,96 @@
+"""Every page of the app, driven headlessly with Streamlit's AppTest on the fixture runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest
+
+MAIN = str(Path(__file__).resolve().parents[2] / "app" / "main.py")
+
+
+@pytest.fixture
+def at(app_results, monkeypatch):
+    monkeypatch.setenv("STEPDPO_DB", str(app_results / "leaderboard.duckdb"))
+    t = AppTest.from_file(MAIN, default_timeout=60)
+    t.run()
+    assert not t.exception, t.exception
+    return t
+
+
+def _page(at: AppTest, name: str) -> AppTest:
+    at.sidebar.radio(key="page").set_value(name).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _text(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [s.value for s in at.subheader]
+    parts += [w.value for w in at.warning] + [i.value for i in at.info] + [s.value for s in at.success]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_leaderboard_page(at):
+    df = at.dataframe[0].value
+    assert list(df["model"]) == ["tiny-step-dpo", "tiny-dpo"]
+    assert list(df["tier"]) == [1, 1] and list(df["accuracy %"]) == [50.0, 33.3]
+    assert "Same tier" in _text(at)
+    at.text_input(key="lb_search").input("step").run()
+    assert list(at.dataframe[0].value["model"]) == ["tiny-step-dpo"]
+    at.text_input(key="lb_search").input("").run()
+    at.multiselect(key="lb_methods").set_value(["dpo"]).run()
+    assert list(at.dataframe[0].value["model"]) == ["tiny-dpo"]
+
+
+def test_compare_page_one_click_dpo_vs_stepdpo(at):
+    _page(at, "Compare")
+    quick = at.selectbox(key="quick")
+    assert "DPO vs Step-DPO on tiny-base · arith" in quick.options
+    quick.set_value("DPO vs Step-DPO on tiny-base · arith").run()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["A accuracy"] == "33.3%" and metrics["B accuracy"] == "50.0%"
+    assert metrics["p (McNemar exact)"] == f"{0.3017:.3g}"
+    text = _text(at)
+    assert "10 fixed by B, 5 broken by B" in text and "no significant difference" in text
+    assert "Fixed by B (10)" in text and "Broken by B (5)" in text
+
+
+def test_samples_page_steps_side_by_side(at):
+    _page(at, "Samples")
+    at.selectbox(key="quick").set_value("DPO vs Step-DPO on tiny-base · arith").run()
+    at.selectbox(key="smp_filter").set_value("fixed by B").run()
+    problems = at.selectbox(key="smp_problem")
+    assert len(problems.options) == 10
+    problems.set_value("arith/test/12").run()
+    text = _text(at)
+    assert text.index(":red[**wrong**]") < text.index(":green[**correct**]")  # A wrong (left), B right
+    assert "Gold answer" in text
+    assert "part ways at step 1" in text and "first divergent step" in text
+    at.toggle(key="smp_raw").set_value(True).run()
+    assert not at.exception
+    at.selectbox(key="smp_filter").set_value("broken by B").run()
+    assert len(at.selectbox(key="smp_problem").options) == 5
+
+
+def test_audit_page_lists_grader_disagreements(at):
+    _page(at, "Audit")
+    df = at.dataframe[0].value
+    assert len(df) == 15 and set(df["other_grader"]) == {"grader 0.9.0"}
+    assert df["ours"].all() and not df["other"].any()
+
+
+def test_training_page(at):
+    _page(at, "Training")
+    assert not at.info
+    assert {s.value for s in at.subheader} == {"loss", "reward margin", "reward accuracy"}
+
+
+def test_missing_index_is_a_clear_message(tmp_path, monkeypatch):
+    monkeypatch.setenv("STEPDPO_DB", str(tmp_path / "none.duckdb"))
+    t = AppTest.from_file(MAIN, default_timeout=60)
+    t.run()
+    assert not t.exception
+    assert "stepdpo-bench ingest" in t.error[0].value

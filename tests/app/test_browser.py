@@ -1,0 +1,135 @@
+"""A real browser against the running app: Debian's Chromium driven by Playwright, on loopback.
+
+Marked ``browser``.  Skips when Playwright or Chromium is missing, unless STEPDPO_REQUIRE_BROWSER=1 (CI).
+Screenshots of each page land in the test's tmp directory (and STEPDPO_SCREENSHOTS when set).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.browser
+CHROMIUM = next((p for p in ("/usr/lib/chromium/chromium", "/usr/bin/chromium") if Path(p).exists()), None)
+ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+
+
+def _need(what: str) -> None:
+    if os.environ.get("STEPDPO_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{what} is required here (STEPDPO_REQUIRE_BROWSER=1)")
+    pytest.skip(f"{what} not installed")
+
+
+@pytest.fixture(scope="module")
+def app_url(app_results, tmp_path_factory):
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        _need("playwright")
+    if CHROMIUM is None:
+        _need("Debian chromium")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path_factory.mktemp("app") / "app.log"
+    cmd = [sys.executable, "-m", "stepdpo_bench.cli", "app", "--results", str(app_results), "--port", str(port),
+           "--no-ingest"]  # fmt: skip
+    with log.open("w") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(f"app exited: {log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{url}/_stcore/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        else:
+            pytest.fail("app did not come up")
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _settle(page) -> None:
+    """Wait for Streamlit's rerun to finish (its status widget disappears), so no stale element is read."""
+    page.wait_for_timeout(300)
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=30_000)
+    page.wait_for_timeout(200)
+
+
+def _select(page, label: str, option: str) -> None:
+    box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
+    box.click()
+    page.get_by_role("option", name=option).first.click()
+    _settle(page)
+
+
+def test_browse_every_page(app_url, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(app_url)
+        expect(page.get_by_role("heading", name="Leaderboard")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("Same tier = not significantly different").first).to_be_visible()
+        _settle(page)
+        expect(page.locator('[data-testid="stDataFrame"]').first).to_be_visible()
+        expect(page.locator('[data-testid="stVegaLiteChart"]').first).to_be_visible(timeout=30_000)
+        page.screenshot(path=str(shots / "1-leaderboard.png"), full_page=True)
+
+        page.get_by_text("Compare", exact=True).first.click()
+        _settle(page)
+        expect(page.get_by_role("heading", name="Compare two runs")).to_be_visible(timeout=30_000)
+        _select(page, "Quick comparison", "DPO vs Step-DPO on tiny-base · arith")
+        expect(page.get_by_text("10 fixed by B, 5 broken by B").first).to_be_visible(timeout=30_000)
+        expect(page.get_by_text("By Subject").first).to_be_visible()
+        page.screenshot(path=str(shots / "2-compare.png"), full_page=True)
+
+        page.get_by_text("Samples", exact=True).first.click()
+        _settle(page)
+        expect(page.get_by_role("heading", name="Samples, step by step")).to_be_visible(timeout=30_000)
+        _select(page, "Quick comparison", "DPO vs Step-DPO on tiny-base · arith")
+        _select(page, "Show", "fixed by B")
+        expect(page.get_by_text("Problem (10)").first).to_be_visible(timeout=30_000)
+        expect(page.get_by_text("part ways at step 1").first).to_be_visible(timeout=30_000)
+        # a problem fixed by B: A (left column) wrong, B (right column) correct
+        cols = page.locator('[data-testid="stColumn"]').filter(has_text="extracted")
+        expect(cols.nth(0)).to_contain_text("wrong")
+        expect(cols.nth(1)).to_contain_text("correct")
+        expect(page.get_by_text("first divergent step").first).to_be_visible()
+        page.screenshot(path=str(shots / "3-samples.png"), full_page=True)
+
+        page.get_by_text("Audit", exact=True).first.click()
+        _settle(page)
+        expect(page.get_by_text("15 samples for a human to adjudicate").first).to_be_visible(timeout=30_000)
+        page.screenshot(path=str(shots / "4-audit.png"), full_page=True)
+
+        page.get_by_text("Training", exact=True).first.click()
+        _settle(page)
+        expect(page.get_by_role("heading", name="Training curves")).to_be_visible(timeout=30_000)
+        page.screenshot(path=str(shots / "5-training.png"), full_page=True)
+        browser.close()
+    assert len(list(shots.glob("*.png"))) == 5
+    if os.environ.get("STEPDPO_SCREENSHOTS"):
+        shutil.copytree(shots, os.environ["STEPDPO_SCREENSHOTS"], dirs_exist_ok=True)
