@@ -15,6 +15,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 Z95 = 1.959963984540054
 
 
@@ -28,16 +30,18 @@ class Paired:
     ci95: tuple[float, float]
     p_value: float
     test: str
-    fixed: list[str] = field(default_factory=list)  # wrong in a, right in b
+    fixed: list[str] = field(default_factory=list)  # wrong in a, right in b (ids, when known)
     broken: list[str] = field(default_factory=list)  # right in a, wrong in b
+    n_fixed: int = 0
+    n_broken: int = 0
 
     @property
     def significant(self) -> bool:
         return self.p_value < 0.05
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("n", "acc_a", "acc_b", "diff", "se", "ci95", "p_value", "test")} | {
-            "n_fixed": len(self.fixed), "n_broken": len(self.broken)}  # fmt: skip
+        keys = ("n", "acc_a", "acc_b", "diff", "se", "ci95", "p_value", "test", "n_fixed", "n_broken")
+        return {k: getattr(self, k) for k in keys}
 
 
 def per_problem(samples: Iterable[dict[str, Any]]) -> dict[str, float]:
@@ -49,54 +53,62 @@ def per_problem(samples: Iterable[dict[str, Any]]) -> dict[str, float]:
 
 
 def mcnemar_exact(b: int, c: int) -> float:
-    """Two-sided exact McNemar p-value from the discordant counts (binomial test, p = 0.5)."""
+    """Two-sided exact McNemar p-value from the discordant counts: under H0 each discordant problem goes either
+    way with p = 1/2, and for that symmetric binomial the two-sided p is twice the smaller tail."""
     if b + c == 0:
         return 1.0
-    from scipy.stats import binomtest
+    from scipy.stats import binom
 
-    return float(binomtest(b, b + c, 0.5).pvalue)
+    return float(min(1.0, 2.0 * binom.cdf(min(b, c), b + c, 0.5)))
 
 
-def paired(a: dict[str, float], b: dict[str, float], one_sample: bool | None = None) -> Paired:
+def paired(a: dict[str, float], b: dict[str, float]) -> Paired:
     """Compare per-problem scores ``a`` (baseline) and ``b`` (candidate) on their common problems."""
     common = sorted(a.keys() & b.keys())
-    n = len(common)
+    res = paired_arrays(np.array([a[k] for k in common], dtype=float), np.array([b[k] for k in common], dtype=float))
+    res.fixed = [k for k in common if b[k] > a[k]]
+    res.broken = [k for k in common if b[k] < a[k]]
+    return res
+
+
+def paired_arrays(da: np.ndarray, db: np.ndarray) -> Paired:
+    """The paired statistics on aligned per-problem score vectors (NaN = not answered, dropped pairwise)."""
+    keep = ~(np.isnan(da) | np.isnan(db))
+    da, db = da[keep], db[keep]
+    n = int(da.size)
     if n == 0:
         return Paired(0, math.nan, math.nan, math.nan, math.nan, (math.nan, math.nan), math.nan, "none")
-    da = [a[k] for k in common]
-    db = [b[k] for k in common]
-    d = [y - x for x, y in zip(da, db, strict=True)]
-    mean_d = sum(d) / n
-    var = sum((x - mean_d) ** 2 for x in d) / (n - 1) if n > 1 else math.nan
-    se = math.sqrt(var / n) if n > 1 else math.nan
-    fixed = [k for k in common if b[k] > a[k]]
-    broken = [k for k in common if b[k] < a[k]]
-    binary = all(v in (0.0, 1.0) for v in (*da, *db)) if one_sample is None else one_sample
-    if binary:
-        p, test = mcnemar_exact(len(fixed), len(broken)), "McNemar exact"
-    elif se and se > 0:
+    d = db - da
+    mean_d = float(d.mean())
+    se = float(d.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+    n_fixed, n_broken = int((d > 0).sum()), int((d < 0).sum())
+    if bool(np.isin(da, (0.0, 1.0)).all() and np.isin(db, (0.0, 1.0)).all()):
+        p, test = mcnemar_exact(n_fixed, n_broken), "McNemar exact"
+    elif se > 0:
         from scipy.stats import t as student_t
 
         p, test = float(2 * student_t.sf(abs(mean_d / se), n - 1)), "paired t"
     else:
         p, test = 1.0, "paired t"
     ci = (mean_d - Z95 * se, mean_d + Z95 * se) if se == se else (math.nan, math.nan)
-    return Paired(n, sum(da) / n, sum(db) / n, mean_d, se, ci, p, test, fixed, broken)
+    res = Paired(n, float(da.mean()), float(db.mean()), mean_d, se, ci, p, test)
+    res.n_fixed, res.n_broken = n_fixed, n_broken
+    return res
 
 
-def tiers(order: Sequence[str], scores: dict[str, dict[str, float]], alpha: float = 0.05) -> dict[str, int]:
-    """Tier numbers for runs sorted best-first: a run starts a new tier only when it is significantly worse
-    than the best run of the current tier (paired test on common problems); otherwise it is tied with it."""
+def tiers(order: Sequence[str], scores: np.ndarray, alpha: float = 0.05) -> dict[str, int]:
+    """Tier numbers for runs sorted best-first (``scores[i]`` = run ``order[i]``'s per-problem vector, NaN where
+    unanswered): a run starts a new tier only when it is significantly worse than the best run of the current
+    tier (paired test on common problems); otherwise it is tied with it.  Comparing with the tier's head, not the
+    neighbour, stops a chain of small non-significant steps from hiding a real gap."""
     out: dict[str, int] = {}
-    tier, head = 0, None
-    for rid in order:
-        if head is None:
-            head = rid
-        else:
-            cmp = paired(scores[head], scores[rid])
+    tier, head = 0, 0
+    for i, rid in enumerate(order):
+        if i > 0:
+            cmp = paired_arrays(scores[head], scores[i])
             if cmp.n > 0 and cmp.p_value < alpha and cmp.diff < 0:
                 tier += 1
-                head = rid
+                head = i
         out[rid] = tier + 1
     return out
 

@@ -23,7 +23,7 @@ from typing import Any
 from .runs import MANIFEST, SAMPLES_PARQUET, RunDir, RunError
 
 DEFAULT_DB = "leaderboard.duckdb"
-SCHEMA_VERSION = 1  # bump with any schema change: connect() rebuilds an older index from the run files
+SCHEMA_VERSION = 2  # bump with any schema change: connect() rebuilds an older index from the run files
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -41,6 +41,9 @@ CREATE TABLE IF NOT EXISTS samples (
     run_id VARCHAR, problem_id VARCHAR, sample_idx INTEGER, prompt VARCHAR, completion VARCHAR,
     pred VARCHAR, gold VARCHAR, correct BOOLEAN, reason VARCHAR, finish_reason VARCHAR, n_tokens INTEGER,
     subject VARCHAR, level VARCHAR, other_correct BOOLEAN, other_pred VARCHAR
+);
+CREATE TABLE IF NOT EXISTS problem_scores (  -- per-problem mean correctness, for fast paired statistics
+    run_id VARCHAR, problem_id VARCHAR, pkey UBIGINT, score DOUBLE
 );
 CREATE TABLE IF NOT EXISTS steps (
     run_id VARCHAR, problem_id VARCHAR, sample_idx INTEGER, step_idx INTEGER, text VARCHAR
@@ -107,7 +110,7 @@ def connect(db: Path, read_only: bool = False) -> Any:
         con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
         row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if row and row[0] != str(SCHEMA_VERSION):  # an index from another version: rebuilt from the run files
-            for table in ("runs", "samples", "steps", "training_log"):
+            for table in ("runs", "samples", "steps", "problem_scores", "training_log"):
                 con.execute(f"DROP TABLE IF EXISTS {table}")
         con.execute(SCHEMA)
         con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
@@ -199,7 +202,7 @@ def _load_run(con: Any, run: RunDir, m: dict[str, Any]) -> None:
     rid = m["run_id"]
     con.execute("BEGIN TRANSACTION")
     try:
-        for table in ("runs", "samples", "steps"):
+        for table in ("runs", "samples", "steps", "problem_scores"):
             con.execute(f"DELETE FROM {table} WHERE run_id = ?", [rid])
         row = _run_row(run, m)
         con.execute(f"INSERT INTO runs VALUES ({', '.join('?' * len(row))}, now())", row)
@@ -209,6 +212,11 @@ def _load_run(con: Any, run: RunDir, m: dict[str, Any]) -> None:
         con.execute(
             f"""INSERT INTO samples SELECT ?, problem_id, sample_idx, prompt, completion, pred, gold, correct, reason,
                 finish_reason, n_tokens, subject, level, {other}, {other_pred} FROM read_parquet(?)""",
+            [rid, pq],
+        )
+        con.execute(
+            """INSERT INTO problem_scores SELECT ?, problem_id, hash(problem_id), avg(correct::INTEGER)
+               FROM read_parquet(?) GROUP BY problem_id""",
             [rid, pq],
         )
         con.execute(

@@ -102,3 +102,13 @@ def test_wilson_interval_is_honest_at_the_edges():
     assert lo == 0.0 and 0.1 < hi < 0.2
     m = compute_metrics([_s(str(i), 0, False) for i in range(20)])
     assert m["ci95"][1] > 0.1  # not the degenerate [0, 0] of the normal interval
+
+
+def test_mcnemar_matches_the_binomial_test():
+    from scipy.stats import binomtest
+
+    from stepdpo_bench.compare import mcnemar_exact
+
+    for b, c in [(10, 5), (0, 7), (3, 3), (20, 1), (1, 0), (40, 25)]:
+        assert mcnemar_exact(b, c) == pytest.approx(binomtest(b, b + c, 0.5).pvalue)
+    assert mcnemar_exact(0, 0) == 1.0
