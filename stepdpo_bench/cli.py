@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
@@ -75,7 +76,7 @@ def grade(
 
 
 def _fail(msg: str, code: int = 2) -> None:
-    err.print(f"[red]error:[/] {msg}", highlight=False, soft_wrap=True)
+    err.print(f"[red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -225,7 +226,7 @@ def eval_cmd(
             )
             res = evaluate(req, sampler, err)
             results.append(res)
-            err.print(f"{t}: {res.status} run -> {res.run_dir.path}", highlight=False, soft_wrap=True)
+            err.print(f"{t}: {res.status} run -> {res.run_dir.path}", highlight=False, soft_wrap=True, markup=False)
     except (TaskError, PromptError, SamplerError, RunError, ValueError) as exc:
         if results:
             print_runs(results, "Finished before the error")
@@ -272,7 +273,9 @@ def ingest(
 
     try:
         rep = do_ingest(
-            results, default_db(results, db), log=lambda msg: err.print(msg, highlight=False, soft_wrap=True)
+            results,
+            default_db(results, db),
+            log=lambda msg: err.print(msg, highlight=False, soft_wrap=True, markup=False),
         )
     except StoreError as exc:
         _fail(str(exc))
@@ -349,6 +352,194 @@ def leaderboard_cmd(
     console.print(table)
 
 
+def _pick_run(refs: list[str], results: Path, task: str | None) -> Any:
+    """The run among ``refs`` for ``task``: a ``latest:`` query resolves per task; ids/paths must match it."""
+    from .gate import GateError, resolve
+
+    found = []
+    for ref in refs:
+        run = resolve(ref, results, task)
+        if task is None or (run.manifest() or {}).get("task", {}).get("name") == task:
+            found.append(run)
+    if not found:
+        raise GateError(f"no run for task {task!r} among {', '.join(refs)}")
+    return found[0]
+
+
+@app.command()
+def check(
+    baseline: list[str] = typer.Option(..., "--baseline", help="Run id, run dir, or latest:tag=T[,label=L] (repeat)."),
+    candidate: list[str] = typer.Option(None, "--candidate", help="Run id, run dir or latest: query (repeat)."),
+    task: str = typer.Option(None, "--task", help="Comma list of tasks (default: the runs' task)."),
+    results: Path = typer.Option(Path("results"), "--results", help="Where runs live (for ids and queries)."),
+    max_drop: float = typer.Option(1.0, "--max-drop", help="Tolerated drop in accuracy points."),
+    alpha: float = typer.Option(0.05, help="Significance level (split over tasks, Bonferroni)."),
+    min_problems: int = typer.Option(100, "--min-problems", help="Refuse to judge on fewer common problems."),
+    max_subject_drop: float = typer.Option(None, "--max-subject-drop", help="Also fail on a subject drop (points)."),
+    allow_mismatch: bool = typer.Option(False, "--allow-mismatch", help="Compare despite prompt/data/grader drift."),
+    inconclusive_ok: bool = typer.Option(False, "--inconclusive-ok", help="Exit 0 instead of 3 when inconclusive."),
+    seed: int = typer.Option(0, help="Bootstrap seed."),
+    markdown_out: Path = typer.Option(None, "--markdown", help="Write the PR-comment report here."),
+    json_out: Path = typer.Option(None, "--json", help="Write the machine-readable report here."),
+    junit_out: Path = typer.Option(None, "--junit", help="Write JUnit XML here."),
+    app_url: str = typer.Option(None, "--app-url", help="Link broken problems into the app at this URL."),
+    candidate_model: str = typer.Option(None, "--candidate-model", help="Evaluate this checkpoint as the candidate."),
+    stratified_subset: int = typer.Option(None, "--stratified-subset", help="First score N stratified problems."),
+    backend: str = typer.Option(None, help="For --candidate-model: vllm | hf | openai."),
+    data_dir: Path = typer.Option(None, "--data-dir", help="For --candidate-model: local task data."),
+    dtype: str = typer.Option("auto", help="For --candidate-model."),
+    batch_size: int = typer.Option(16, "--batch-size", help="For --candidate-model with hf."),
+    enforce_eager: bool = typer.Option(False, "--enforce-eager", help="For --candidate-model with vllm."),
+    base_url: list[str] = typer.Option(None, "--base-url", help="For --candidate-model with openai."),
+) -> None:
+    """Gate a candidate against a baseline: exit 0 pass, 1 fail, 3 inconclusive, 2 unusable input."""
+    from . import gate
+
+    if not candidate and not candidate_model:
+        _fail("give --candidate RUN or --candidate-model CKPT")
+    tasks = _split(task) or [None]
+    k = len(tasks)
+    verdicts = []
+    try:
+        for t in tasks:
+            base = _pick_run(baseline, results, t)
+            bm = base.manifest()
+            t = t or bm["task"]["name"]
+            kw = dict(max_drop=max_drop / 100, alpha=alpha / k, min_problems=min_problems, seed=seed,
+                      allow_mismatch=allow_mismatch,
+                      max_subject_drop=None if max_subject_drop is None else max_subject_drop / 100)  # fmt: skip
+            if candidate_model:
+                v = _escalating_check(base, candidate_model, stratified_subset, kw, backend, data_dir, dtype,
+                                      batch_size, enforce_eager, base_url, results)  # fmt: skip
+            else:
+                v = gate.judge(base, _pick_run(candidate, results, t), **kw)
+            verdicts.append(v)
+    except gate.GateError as exc:
+        _fail(str(exc))
+    head = gate.overall(verdicts)
+    for v in verdicts:
+        color = {"pass": "green", "fail": "red", "inconclusive": "yellow"}[v.verdict]
+        console.print(
+            f"[{color}]{v.verdict.upper()}[/] {v.task}: {100 * v.acc_baseline:.1f}% -> {100 * v.acc_candidate:.1f}% "
+            f"({100 * v.diff:+.1f} pts, {100 * (1 - v.alpha):g}% CI {100 * v.ci[0]:+.1f}..{100 * v.ci[1]:+.1f}, "
+            f"p={v.p_value:.2g}, n={v.n}, MDE {100 * v.mde:.1f} pts) — {escape(v.reason)}",
+            highlight=False, soft_wrap=True,
+        )  # fmt: skip
+        if v.verdict == "inconclusive" and v.n_needed:
+            console.print(f"  about {v.n_needed} problems would decide (now {v.n})", highlight=False)
+    if markdown_out:
+        markdown_out.write_text(gate.markdown(verdicts, max_drop / 100, app_url))
+    if json_out:
+        json_out.write_text(json.dumps({"verdict": head, "max_drop": max_drop / 100, "alpha": alpha,
+                                        "tasks": [v.to_dict() for v in verdicts]}, indent=1))  # fmt: skip
+    if junit_out:
+        junit_out.write_text(gate.junit(verdicts))
+    code = gate.EXIT[head]
+    raise typer.Exit(0 if code == 3 and inconclusive_ok else code)
+
+
+def _escalating_check(base: Any, model: str, subset: int | None, kw: dict[str, Any], backend: str | None,
+                      data_dir: Path | None, dtype: str, batch_size: int, enforce_eager: bool,
+                      base_url: list[str] | None, results: Path) -> Any:  # fmt: skip
+    """Evaluate the candidate with the baseline's task, prompt and sampling: first on a stratified subset of
+    the baseline's problems, then, only if that is inconclusive, on all of them."""
+    from . import gate
+    from .evaluate import EvalRequest, evaluate
+    from .samplers import SamplingParams, auto_backend, make_sampler
+
+    bm = base.manifest()
+    samples = base.read_samples()
+    all_ids = sorted({s["problem_id"] for s in samples})
+    samp = bm["sampling"]
+    params = SamplingParams(samp["temperature"], samp["top_p"], samp["max_tokens"], samp["n"], samp["seed"])
+    backend = backend or samp.get("backend") or auto_backend()
+    sampler = make_sampler(backend, model, dtype=dtype, batch_size=batch_size, enforce_eager=enforce_eager,
+                           base_urls=base_url, seed=samp["seed"])  # fmt: skip
+    try:
+        stages = [gate.stratified_ids(samples, subset, kw["seed"])] if subset and subset < len(all_ids) else []
+        stages.append(all_ids)
+        for ids in stages:
+            req = EvalRequest(model=model, task=bm["task"]["name"], data_dir=data_dir, split=bm["task"]["split"],
+                              problem_ids=ids, prompt=bm["prompt"]["name"], sampling=params, out_dir=results,
+                              task_seed=(bm["task"].get("meta") or {}).get("seed", 0))  # fmt: skip
+            res = evaluate(req, sampler, err)
+            verdict = gate.judge(base, res.run_dir, **{**kw, "min_problems": min(kw["min_problems"], len(ids))})
+            err.print(f"{bm['task']['name']}: {len(ids)} problems -> {verdict.verdict}", highlight=False)
+            if verdict.verdict != gate.INCONCLUSIVE:
+                break  # the subset decided: the full set is not needed
+    finally:
+        sampler.close()
+    return verdict
+
+
+@app.command()
+def watch(
+    ckpt_dir: Path = typer.Argument(..., help="Directory where training saves checkpoints (checkpoint-N/)."),
+    tasks: str = typer.Option("math500,gsm8k", "--tasks", help="Comma list of tasks to evaluate each checkpoint on."),
+    baseline: str = typer.Option(None, "--baseline", help="Gate each checkpoint against this run (id, dir, latest:)."),
+    results: Path = typer.Option(Path("results"), "--results", help="Where runs land."),
+    interval: float = typer.Option(60.0, help="Seconds between scans."),
+    settle: float = typer.Option(30.0, help="A checkpoint counts once unchanged for this many seconds."),
+    once: bool = typer.Option(False, "--once", help="One scan, then exit."),
+    backend: str = typer.Option(None, help="vllm | hf (default: vllm with a GPU, else hf)."),
+    data_dir: Path = typer.Option(None, "--data-dir"),
+    limit: int = typer.Option(None, help="Only the first N problems of each task."),
+    prompt: str = typer.Option(None, help="Prompt template name."),
+    max_tokens: int = typer.Option(2048, "--max-tokens"),
+    dtype: str = typer.Option("auto"),
+    method: str = typer.Option("other", help="Leaderboard tag for these checkpoints."),
+    max_drop: float = typer.Option(1.0, "--max-drop", help="Gate margin in points."),
+    min_problems: int = typer.Option(100, "--min-problems"),
+) -> None:
+    """Evaluate checkpoints as they appear, ingest them, gate them; one line per checkpoint; restart-safe."""
+    from . import gate
+    from .evaluate import EvalRequest, evaluate
+    from .samplers import SamplingParams, auto_backend, make_sampler
+    from .store import default_db
+    from .store import ingest as do_ingest
+    from .watch import WatchState
+    from .watch import watch as do_watch
+
+    task_list = _split(tasks) or []
+    backend = backend or auto_backend()
+
+    def process(ckpt: Path) -> dict[str, Any]:
+        sampler = make_sampler(backend, str(ckpt), dtype=dtype)
+        line: dict[str, Any] = {"checkpoint": ckpt.name, "tasks": {}}
+        try:
+            for t in task_list:
+                req = EvalRequest(model=str(ckpt), task=t, data_dir=data_dir, limit=limit, prompt=prompt,
+                                  sampling=SamplingParams(max_tokens=max_tokens), out_dir=results, method=method,
+                                  label=f"{ckpt.parent.name}/{ckpt.name}")  # fmt: skip
+                res = evaluate(req, sampler, Console(stderr=True, quiet=True))
+                entry = {"run_id": res.run_dir.run_id, "accuracy": res.manifest["metrics"]["accuracy"]}
+                if baseline:
+                    try:
+                        v = gate.judge(gate.resolve(baseline, results, t), res.run_dir, max_drop=max_drop / 100,
+                                       alpha=0.05 / len(task_list), min_problems=min_problems)  # fmt: skip
+                        entry["gate"] = v.verdict
+                    except gate.GateError as exc:
+                        entry["gate"] = f"unusable: {exc}"
+                line["tasks"][t] = entry
+        finally:
+            sampler.close()
+        do_ingest(results, default_db(results, None))
+        return line
+
+    def emit(line: dict[str, Any]) -> None:
+        parts = [f"{t} {_pct(e['accuracy'])}%" + (f" [{e['gate']}]" if "gate" in e else "")
+                 for t, e in line["tasks"].items()]  # fmt: skip
+        console.print(f"{line['checkpoint']}: " + ", ".join(parts), highlight=False, soft_wrap=True, markup=False)
+
+    if not ckpt_dir.is_dir():
+        _fail(f"{ckpt_dir}: no such directory")
+    try:
+        do_watch(ckpt_dir, WatchState(results / "watch_state.json"), process, interval=interval, settle=settle,
+                 once=once, emit=emit)  # fmt: skip
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
 @app.command("app")
 def app_cmd(
     results: Path = typer.Option(Path("results"), "--results", help="Results directory (for the default --db)."),
@@ -357,7 +548,7 @@ def app_cmd(
     ingest_first: bool = typer.Option(True, "--ingest/--no-ingest", help="Index RESULTS before starting."),
 ) -> None:
     """Start the leaderboard app (Streamlit) on loopback."""
-    import subprocess
+    import os
 
     from .store import StoreError, default_db
     from .store import ingest as do_ingest
@@ -365,7 +556,7 @@ def app_cmd(
     path = default_db(results, db)
     try:
         if ingest_first and Path(results).is_dir():
-            do_ingest(results, path, log=lambda msg: err.print(msg, highlight=False, soft_wrap=True))
+            do_ingest(results, path, log=lambda msg: err.print(msg, highlight=False, soft_wrap=True, markup=False))
     except StoreError as exc:
         _fail(str(exc))
     if not path.exists():
@@ -375,7 +566,8 @@ def app_cmd(
            "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
            "--", "--db", str(path.resolve())]  # fmt: skip
     err.print(f"leaderboard app on http://127.0.0.1:{port}  (index: {path})", highlight=False, soft_wrap=True)
-    raise typer.Exit(subprocess.call(cmd))
+    sys.stderr.flush()
+    os.execv(sys.executable, cmd)  # become the server: signals (Ctrl-C, a supervisor's SIGTERM) reach it directly
 
 
 if __name__ == "__main__":

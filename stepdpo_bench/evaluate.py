@@ -40,6 +40,7 @@ class EvalRequest:
     limit: int | None = None
     subjects: list[str] | None = None
     levels: list[str] | None = None
+    problem_ids: list[str] | None = None  # an explicit subset (the gate's stratified escalation)
     prompt: str | None = None
     prompt_file: Path | None = None
     sampling: SamplingParams = field(default_factory=SamplingParams)
@@ -70,9 +71,7 @@ def _problems_sha(problems: Sequence[Problem]) -> str:
     return hashlib.sha256("\n".join(p.id for p in problems).encode()).hexdigest()[:16]
 
 
-def build_identity(
-    req: EvalRequest, task: Task, template: PromptTemplate, sampler: Sampler, params: SamplingParams
-) -> dict[str, Any]:
+def build_identity(task: Task, template: PromptTemplate, sampler: Sampler, params: SamplingParams) -> dict[str, Any]:
     ident = sampler.identity()
     return {
         "model": {"name_or_path": ident.name_or_path, "revision": ident.revision, "fingerprint": ident.fingerprint},
@@ -110,7 +109,7 @@ def evaluate(req: EvalRequest, sampler: Sampler, console: Console | None = None)
         answer_field=req.answer_field,
         convention=req.convention,
     )
-    task = task.filtered(req.limit, req.subjects, req.levels)
+    task = task.filtered(req.limit, req.subjects, req.levels, req.problem_ids)
     if not task.problems:
         raise ValueError(f"task {req.task!r}: no problems left after --limit/--subjects/--levels filters")
     template = get_template(
@@ -123,7 +122,7 @@ def evaluate(req: EvalRequest, sampler: Sampler, console: Console | None = None)
     tokenizer = None if as_messages or not template.chat else _tokenizer_of(sampler)
     prompts = {p.id: render(template, p, tokenizer, as_messages) for p in task.problems}
 
-    identity = build_identity(req, task, template, sampler, params)
+    identity = build_identity(task, template, sampler, params)
     run = RunDir(Path(req.out_dir) / make_run_id(identity))
     with run.exclusive():
         return _run(req, sampler, console, t_start, task, template, params, prompts, identity, run)

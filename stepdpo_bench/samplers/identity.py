@@ -12,7 +12,10 @@ from pathlib import Path
 from .base import ModelIdentity
 
 _WEIGHTS = ("*.safetensors", "*.bin", "*.pt", "*.gguf")
-_SMALL = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json")
+_SMALL = (  # everything that changes what a prompt renders to or how the model decodes
+    "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+    "chat_template.jinja", "chat_template.json",
+)  # fmt: skip
 _CHUNK = 1 << 20
 
 

@@ -47,9 +47,13 @@ class Task:
         limit: int | None = None,
         subjects: Iterable[str] | None = None,
         levels: Iterable[str] | None = None,
+        problem_ids: Iterable[str] | None = None,
     ) -> Task:
-        """Subset by subject/level (case-insensitive), then the first ``limit`` problems (order is stable)."""
+        """Subset by explicit ids, subject/level (case-insensitive), then the first ``limit`` (order is stable)."""
         probs = self.problems
+        if problem_ids is not None:
+            wanted = set(problem_ids)
+            probs = [p for p in probs if p.id in wanted]
         if subjects:
             want = {s.strip().lower() for s in subjects}
             probs = [p for p in probs if (p.subject or "").lower() in want]

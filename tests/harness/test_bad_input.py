@@ -128,3 +128,10 @@ def test_disk_full_keeps_finished_samples_and_resumes(tiny_ckpt, tmp_path, monke
     res = _eval(*args)
     assert res.exit_code == 0 and "resumed" in res.stderr
     assert run.manifest()["status"] == "done" and len(run.read_samples()) == 6
+
+
+def test_error_text_with_brackets_is_shown_verbatim(tmp_path):
+    bad = tmp_path / "[weird] name.jsonl"
+    bad.write_text("{oops\n")
+    res = _eval("--model", "m", "--backend", "openai", "--base-url", "http://127.0.0.1:9/v1", "--tasks", f"jsonl:{bad}")
+    assert res.exit_code == 2 and "[weird] name.jsonl:1: not valid JSON" in _err(res)
