@@ -231,10 +231,30 @@ def page_training(data: Data) -> None:
         st.line_chart(wide)
 
 
+def _apply_link(data: Data) -> None:
+    """Deep links (``?page=Samples&a=RUN&b=RUN&problem=ID``, as the CI gate's report writes them) preselect the
+    page, the two runs and the problem, once per session; unknown values are ignored."""
+    qp = st.query_params
+    if st.session_state.get("_link_applied") or "page" not in qp:
+        return
+    st.session_state["_link_applied"] = True
+    if qp["page"] in PAGES:
+        st.session_state["page"] = qp["page"]
+    try:
+        runs = set(data.runs().run_id)
+    except StoreError:
+        return
+    if qp.get("a") in runs and qp.get("b") in runs:
+        st.session_state["run_a"], st.session_state["run_b"] = qp["a"], qp["b"]
+        if "problem" in qp:
+            st.session_state["smp_problem"] = qp["problem"]
+
+
 def main() -> None:
     st.set_page_config(page_title="stepdpo-bench", layout="wide")
     db = _db_path()
     data = Data(db)
+    _apply_link(data)
     page = st.sidebar.radio("Page", PAGES, key="page")
     st.sidebar.caption(f"index: {db}")
     try:

@@ -9,6 +9,8 @@ import pytest
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest
 
+from stepdpo_bench.runs import RunDir
+
 MAIN = str(Path(__file__).resolve().parents[2] / "app" / "main.py")
 
 
@@ -94,3 +96,17 @@ def test_missing_index_is_a_clear_message(tmp_path, monkeypatch):
     t.run()
     assert not t.exception
     assert "stepdpo-bench ingest" in t.error[0].value
+
+
+def test_deep_link_from_the_gate_report_opens_the_problem(app_results, monkeypatch):
+    monkeypatch.setenv("STEPDPO_DB", str(app_results / "leaderboard.duckdb"))
+    runs = {RunDir(d).manifest()["model"]["label"]: d.name for d in app_results.iterdir() if (d / "run.json").exists()
+            and RunDir(d).manifest()["grader_version"] != "0.9.0"}  # fmt: skip
+    t = AppTest.from_file(MAIN, default_timeout=60)
+    t.query_params.update({"page": "Samples", "a": runs["tiny-dpo"], "b": runs["tiny-step-dpo"],
+                           "problem": "arith/test/3"})  # fmt: skip
+    t.run()
+    assert not t.exception, t.exception
+    assert t.sidebar.radio(key="page").value == "Samples"
+    assert t.selectbox(key="smp_problem").value == "arith/test/3"
+    assert "part ways at step 1" in _text(t)
