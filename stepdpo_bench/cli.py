@@ -540,6 +540,59 @@ def watch(
         raise typer.Exit(130) from None
 
 
+import_app = typer.Typer(help="Import other tools' results (re-graded by our grader, their verdict kept).")
+app.add_typer(import_app, name="import")
+
+
+@import_app.command("lm-eval")
+def import_lm_eval_cmd(
+    path: Path = typer.Argument(..., help="lm-eval --output_path folder (written with --log_samples)."),
+    out: Path = typer.Option(Path("results"), "--out", help="Where the imported runs land."),
+) -> None:
+    """Import lm-evaluation-harness results and samples as runs (source=lm-eval)."""
+    from .importers import ImportFormatError, import_lm_eval
+
+    try:
+        runs = import_lm_eval(path, out)
+    except ImportFormatError as exc:
+        _fail(str(exc))
+    _print_imported(runs)
+
+
+@import_app.command("step-dpo")
+def import_step_dpo_cmd(
+    path: Path = typer.Argument(..., help="JSON written by the Step-DPO repo's eval_math.py."),
+    task: str = typer.Option("math", help="Which task the file scores: math, gsm8k, odyssey, ..."),
+    model: str = typer.Option(None, help="Model name for the leaderboard (default: the file name)."),
+    out: Path = typer.Option(Path("results"), "--out", help="Where the imported run lands."),
+) -> None:
+    """Import a Step-DPO eval_math.py output file as a run (source=step-dpo)."""
+    from .importers import ImportFormatError, import_step_dpo
+
+    try:
+        run = import_step_dpo(path, out, task, model)
+    except ImportFormatError as exc:
+        _fail(str(exc))
+    _print_imported([run])
+
+
+def _print_imported(runs: list[Any]) -> None:
+    for run in runs:
+        m = run.manifest()
+        theirs = m["metrics_source"]
+        their_acc = next((v for k, v in theirs.items() if k.split(",")[0] in ("acc", "exact_match", "accuracy")
+                          and isinstance(v, float)), None)  # fmt: skip
+        console.print(f"{m['task']['name']}: ours {_pct(m['metrics']['accuracy'])}% vs theirs {_pct(their_acc)}% on "
+                      f"{m['metrics']['n_samples']} samples, {m['disagreements']} disagreements -> {run.path}",
+                      highlight=False, soft_wrap=True, markup=False)  # fmt: skip
+
+
+@app.command("lm-eval-tasks")
+def lm_eval_tasks() -> None:
+    """Print the directory of our lm-eval task YAMLs, for `lm_eval --include_path $(stepdpo-bench lm-eval-tasks)`."""
+    print(Path(__file__).resolve().parent / "lm_eval_tasks")
+
+
 @app.command("app")
 def app_cmd(
     results: Path = typer.Option(Path("results"), "--results", help="Results directory (for the default --db)."),

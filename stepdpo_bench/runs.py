@@ -23,9 +23,23 @@ SAMPLES_JSONL = "samples.jsonl"
 SAMPLES_PARQUET = "samples.parquet"
 
 SAMPLE_FIELDS = (
-    "run_id", "problem_id", "sample_idx", "prompt", "completion", "steps", "pred", "gold", "correct", "reason",
-    "finish_reason", "n_tokens", "subject", "level",
-)  # fmt: skip
+    "run_id",
+    "problem_id",
+    "sample_idx",
+    "prompt",
+    "completion",
+    "steps",
+    "pred",
+    "gold",
+    "correct",
+    "reason",
+    "finish_reason",
+    "n_tokens",
+    "subject",
+    "level",
+    "other_correct",
+    "other_pred",
+)  # fmt: skip  (other_*: an imported tool's own verdict and extracted answer, kept beside ours)
 
 
 class RunError(ValueError):
@@ -160,7 +174,7 @@ class RunDir:
                 ("prompt", pa.string()), ("completion", pa.string()), ("steps", pa.list_(pa.string())),
                 ("pred", pa.string()), ("gold", pa.string()), ("correct", pa.bool_()), ("reason", pa.string()),
                 ("finish_reason", pa.string()), ("n_tokens", pa.int32()), ("subject", pa.string()),
-                ("level", pa.string()),
+                ("level", pa.string()), ("other_correct", pa.bool_()), ("other_pred", pa.string()),
             ]
         )  # fmt: skip
         table = pa.Table.from_pylist(rows, schema=schema)
