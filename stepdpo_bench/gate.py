@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .compare import paired_arrays
+from .compare import breakdown, paired_arrays, per_problem
 from .runs import RunDir, RunError, resolve_run
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
@@ -124,13 +124,6 @@ def bootstrap_ci(d: np.ndarray, alpha: float, seed: int, reps: int = 4000) -> tu
     return float(np.quantile(m, alpha / 2)), float(np.quantile(m, 1 - alpha / 2))
 
 
-def _per_problem(samples: list[dict[str, Any]]) -> dict[str, float]:
-    acc: dict[str, list[int]] = {}
-    for s in samples:
-        acc.setdefault(s["problem_id"], []).append(1 if s["correct"] else 0)
-    return {k: sum(v) / len(v) for k, v in acc.items()}
-
-
 def judge(
     base: RunDir,
     cand: RunDir,
@@ -153,7 +146,7 @@ def judge(
     if mism and not allow_mismatch:
         raise GateError("runs are not comparable (" + "; ".join(mism) + "); pass --allow-mismatch to compare anyway")
     sb, sc = base.read_samples(), cand.read_samples()
-    pb, pc = _per_problem(sb), _per_problem(sc)
+    pb, pc = per_problem(sb), per_problem(sc)
     common = sorted(pb.keys() & pc.keys())
     if len(common) < min_problems:
         raise GateError(f"only {len(common)} problems in common (< --min-problems {min_problems})")
@@ -177,7 +170,7 @@ def judge(
         gap = abs(res.diff + max_drop)
         if gap > 0:
             n_needed = math.ceil(res.n * ((z + Z_POWER) * res.se / gap) ** 2)
-    subjects = _subjects(sb, sc, common, alpha)
+    subjects = _subjects(sb, sc)
     if max_subject_drop is not None and verdict != FAIL:
         bad = [s for s in subjects if s["diff"] < -max_subject_drop and s["p_value"] < alpha]
         if bad:
@@ -192,19 +185,9 @@ def judge(
     )  # fmt: skip
 
 
-def _subjects(sb: list[dict[str, Any]], sc: list[dict[str, Any]], common: list[str], alpha: float) -> list[dict]:
-    subject = {s["problem_id"]: s.get("subject") for s in sb}
-    groups: dict[str, list[str]] = {}
-    for k in common:
-        if subject.get(k) is not None:
-            groups.setdefault(str(subject[k]), []).append(k)
-    pb, pc = _per_problem(sb), _per_problem(sc)
-    out = []
-    for g, ids in sorted(groups.items()):
-        r = paired_arrays(np.array([pb[k] for k in ids]), np.array([pc[k] for k in ids]))
-        out.append({"subject": g, "n": r.n, "acc_baseline": r.acc_a, "acc_candidate": r.acc_b, "diff": r.diff,
-                    "p_value": r.p_value})  # fmt: skip
-    return out
+def _subjects(sb: list[dict[str, Any]], sc: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"subject": r["subject"], "n": r["n"], "acc_baseline": r["acc_a"], "acc_candidate": r["acc_b"],
+             "diff": r["diff"], "p_value": r["p_value"]} for r in breakdown(sb, sc, "subject") if r["n"]]  # fmt: skip
 
 
 def _z(q: float) -> float:

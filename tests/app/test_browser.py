@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
+
+from ..servers import free_port, stop, wait_for_http
 
 pytestmark = pytest.mark.browser
 CHROMIUM = next((p for p in ("/usr/lib/chromium/chromium", "/usr/bin/chromium") if Path(p).exists()), None)
@@ -37,9 +36,7 @@ def app_url(app_results, tmp_path_factory):
         _need("playwright")
     if CHROMIUM is None:
         _need("Debian chromium")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     log = tmp_path_factory.mktemp("app") / "app.log"
     cmd = [sys.executable, "-m", "stepdpo_bench.cli", "app", "--results", str(app_results), "--port", str(port),
            "--no-ingest"]  # fmt: skip
@@ -47,25 +44,10 @@ def app_url(app_results, tmp_path_factory):
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            if proc.poll() is not None:
-                pytest.fail(f"app exited: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{url}/_stcore/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        else:
-            pytest.fail("app did not come up")
+        wait_for_http(f"{url}/_stcore/health", proc, log, 120)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
 
 
 def _settle(page) -> None:

@@ -7,18 +7,17 @@ STEPDPO_REQUIRE_VLLM=1 (set by CI), where a missing engine is a failure.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 from typer.testing import CliRunner
 
 from stepdpo_bench.cli import app
 from stepdpo_bench.runs import RunDir
+
+from ..servers import free_port, stop, wait_for_http
 
 pytestmark = pytest.mark.vllm
 runner = CliRunner()
@@ -43,12 +42,6 @@ def _need_vllm():
 
 def _runs(out: Path) -> dict[str, RunDir]:
     return {d.name.split("__")[1]: RunDir(d) for d in sorted(out.iterdir()) if (d / "run.json").exists()}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_vllm_offline_engine_three_tasks_agrees_with_hf(tiny_ckpt, shared_data, tmp_path):
@@ -102,47 +95,19 @@ def test_vllm_offline_engine_three_tasks_agrees_with_hf(tiny_ckpt, shared_data, 
 
 @pytest.fixture(scope="module")
 def vllm_server(tiny_ckpt, tmp_path_factory):
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
-    cmd = [
-        sys.executable,
-        "-m",
-        "vllm.entrypoints.openai.api_server",
-        "--model",
-        str(tiny_ckpt),
-        "--served-model-name",
-        "tiny",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--dtype",
-        "float32",
-        "--enforce-eager",
-    ]
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(tiny_ckpt),
+           "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
+           "--enforce-eager"]  # fmt: skip
     with log.open("w") as fh:
         proc = subprocess.Popen(cmd, env={**os.environ, **VLLM_ENV}, stdout=fh, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}/v1"
-    deadline = time.time() + 600
     try:
-        while time.time() < deadline:
-            if proc.poll() is not None:
-                pytest.fail(f"vLLM server exited: {log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{base}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
-        else:
-            pytest.fail("vLLM server did not come up in time")
+        wait_for_http(f"{base}/models", proc, log, 600)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
 
 
 def _cli(*args: str | Path):
