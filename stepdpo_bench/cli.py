@@ -587,6 +587,62 @@ def _print_imported(runs: list[Any]) -> None:
                       highlight=False, soft_wrap=True, markup=False)  # fmt: skip
 
 
+@app.command()
+def train(
+    method: str = typer.Option(..., "--method", help="step-dpo | dpo"),
+    model: str = typer.Option(..., "--model", help="Base checkpoint (directory or Hub id)."),
+    data: str = typer.Option(..., "--data", help="Pairs JSONL/JSON (Math-Step-DPO-10K fields) or a Hub dataset id."),
+    out: Path = typer.Option(..., "--out", help="Output checkpoint directory (resumes if it has checkpoints)."),
+    config: Path = typer.Option(None, "--config", help="YAML/JSON with any of the options below."),
+    epochs: float = typer.Option(None, help="Epochs (default 1)."),
+    max_steps: int = typer.Option(None, "--max-steps", help="Optimizer steps (overrides epochs)."),
+    beta: float = typer.Option(None, help="DPO beta (default 0.1)."),
+    lr: float = typer.Option(None, help="Learning rate (default 5e-7)."),
+    batch_size: int = typer.Option(None, "--batch-size", help="Pairs per micro-batch (default 8)."),
+    grad_accum: int = typer.Option(None, "--grad-accum", help="Gradient accumulation steps (default 1)."),
+    loss_type: str = typer.Option(None, "--loss-type", help="sigmoid | ipo."),
+    label_smoothing: float = typer.Option(None, "--label-smoothing"),
+    reference: str = typer.Option(None, help="precompute | frozen | none (reference-free)."),
+    prompt: str = typer.Option(None, help="Harness prompt template for the problem (default qwen2-boxed), or chat."),
+    max_length: int = typer.Option(None, "--max-length"),
+    max_completion_length: int = typer.Option(None, "--max-completion-length"),
+    lora_r: int = typer.Option(None, "--lora-r", help="LoRA rank (0 = full fine-tuning)."),
+    gradient_checkpointing: bool = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing"),
+    save_steps: int = typer.Option(None, "--save-steps", help="Checkpoint every N steps (resume point)."),
+    seed: int = typer.Option(None),
+    dtype: str = typer.Option(None, help="auto | bf16 | fp32."),
+) -> None:
+    """Train DPO or Step-DPO from a base checkpoint (run under `accelerate launch` to scale out)."""
+    from dataclasses import fields
+
+    from trainer.data import PairsError
+    from trainer.train import TrainConfig
+    from trainer.train import train as do_train
+
+    opts: dict[str, Any] = {}
+    if config:
+        text = config.read_text()
+        if config.suffix in (".yaml", ".yml"):
+            import yaml
+
+            opts = yaml.safe_load(text) or {}
+        else:
+            opts = json.loads(text)
+    local = locals()
+    for f in fields(TrainConfig):
+        if f.name in local and local[f.name] is not None and f.name not in ("config",):
+            opts[f.name] = str(local[f.name]) if isinstance(local[f.name], Path) else local[f.name]
+    unknown = set(opts) - {f.name for f in fields(TrainConfig)}
+    if unknown:
+        _fail(f"{config}: unknown option(s) {', '.join(sorted(unknown))}")
+    try:
+        path = do_train(TrainConfig(**opts), log=lambda m: err.print(m, highlight=False, markup=False))
+    except (PairsError, ValueError, OSError) as exc:
+        _fail(str(exc))
+    console.print(f"checkpoint written to {path}; evaluate it with: stepdpo-bench eval --model {path}",
+                  highlight=False, markup=False)  # fmt: skip
+
+
 @app.command("lm-eval-tasks")
 def lm_eval_tasks() -> None:
     """Print the directory of our lm-eval task YAMLs, for `lm_eval --include_path $(stepdpo-bench lm-eval-tasks)`."""

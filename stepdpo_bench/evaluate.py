@@ -8,6 +8,7 @@ passed in, so one engine serves every task of an invocation (and the trainer's p
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -159,8 +160,7 @@ def _run(
         "source": "stepdpo-bench",
         "model": {
             **identity["model"],
-            "base_model": req.base_model,
-            "method": req.method,
+            **_trained_tags(req),
             "label": req.label or Path(req.model.rstrip("/")).name,
         },
         "task": {
@@ -224,6 +224,14 @@ def _run(
     manifest.pop("error", None)
     run.write_manifest(manifest)
     return EvalResult(run, manifest, status)
+
+
+def _trained_tags(req: EvalRequest) -> dict[str, Any]:
+    """Method and base model for the leaderboard: as given, else from the trainer's tag in the checkpoint."""
+    tag_file = Path(req.model) / "stepdpo_train.json"
+    tag = json.loads(tag_file.read_text()) if tag_file.is_file() else {}
+    method = req.method if req.method != "other" else tag.get("method", "other")
+    return {"base_model": req.base_model or tag.get("base_model"), "method": method}
 
 
 def _grade_chunk(

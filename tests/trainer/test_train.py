@@ -1,0 +1,113 @@
+"""Training on a tiny real checkpoint: margins rise, a killed run resumes onto the same curve, the output is a
+checkpoint the harness evaluates and tags."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from stepdpo_bench.cli import app
+from stepdpo_bench.runs import RunDir
+from stepdpo_bench.tasks import arith
+
+pytest.importorskip("accelerate")
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory):
+    """Step-DPO pairs on arith: earlier true steps, the true last step vs a wrong one."""
+    f = tmp_path_factory.mktemp("pairs") / "pairs.jsonl"
+    rows = []
+    for p in arith.generate("train", 48).problems:
+        *before, last = p.steps
+        lhs, rhs = last.split(" = ")
+        rows.append({"prompt": p.question, "initial_reason_steps": "\n".join(before) + "\n", "chosen": last,
+                     "rejected": f"{lhs} = {int(rhs) + 3}", "problem_id": p.id})  # fmt: skip
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return f
+
+
+def _args(tiny_ckpt, pairs, out, *extra):
+    common = ["--lr", "1e-3", "--batch-size", "8", "--beta", "0.5", "--prompt", "arith-step", "--seed", "3"]
+    return ["train", "--method", "step-dpo", "--model", str(tiny_ckpt), "--data", str(pairs), "--out", str(out),
+            *common, *extra]  # fmt: skip
+
+
+def _log(out):
+    return [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
+
+
+def test_margins_rise_and_the_checkpoint_is_evaluable(tiny_ckpt, pairs, tmp_path):
+    out = tmp_path / "ckpt"
+    res = runner.invoke(app, _args(tiny_ckpt, pairs, out, "--max-steps", "12"))
+    assert res.exit_code == 0, res.output
+    log = _log(out)
+    assert [x["step"] for x in log] == list(range(1, 13))
+    first, last = log[0], log[-1]
+    assert first["loss"] == pytest.approx(0.6931, abs=1e-3)  # policy == reference at the start
+    assert last["rewards/margins"] > 0.3 and last["loss"] < first["loss"]
+    assert json.loads((out / "train_config.json").read_text())["pairs"] == 48
+    tag = json.loads((out / "stepdpo_train.json").read_text())
+    assert tag["method"] == "step-dpo" and tag["base_model"] == str(tiny_ckpt) and tag["steps"] == 12
+    ev = runner.invoke(app, ["eval", "--model", str(out), "--backend", "hf", "--tasks", "arith", "--limit", "4",
+                             "--max-tokens", "8", "--out", str(tmp_path / "results")])  # fmt: skip
+    assert ev.exit_code == 0, ev.output
+    (run,) = [RunDir(d) for d in (tmp_path / "results").iterdir()]
+    m = run.manifest()["model"]
+    assert m["method"] == "step-dpo" and m["base_model"] == str(tiny_ckpt)
+
+
+@pytest.mark.parametrize("reference", ["frozen", "none"])
+def test_other_references_and_ipo(tiny_ckpt, pairs, tmp_path, reference):
+    out = tmp_path / reference
+    res = runner.invoke(app, _args(tiny_ckpt, pairs, out, "--max-steps", "3", "--reference", reference,
+                                   "--loss-type", "ipo" if reference == "none" else "sigmoid"))  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert len(_log(out)) == 3
+
+
+def test_a_killed_run_resumes_onto_the_same_curve(tiny_ckpt, pairs, tmp_path):
+    straight = tmp_path / "straight"
+    assert (
+        runner.invoke(app, _args(tiny_ckpt, pairs, straight, "--max-steps", "12", "--save-steps", "3")).exit_code == 0
+    )
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "stepdpo_bench.cli", *_args(tiny_ckpt, pairs, out, "--max-steps", "12",
+                                                             "--save-steps", "3")]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+    marker = out / "checkpoints" / "last" / "step.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (marker.is_file() and json.loads(marker.read_text())["step"] >= 6):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert marker.is_file()
+    resumed_from = json.loads(marker.read_text())["step"]
+    assert resumed_from < 12
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert f"resumed at step {resumed_from}" in res.stderr
+    a, b = _log(straight), _log(out)
+    assert [x["step"] for x in b] == list(range(1, 13))
+    for x, y in zip(a, b, strict=True):
+        assert y["loss"] == pytest.approx(x["loss"], rel=1e-4, abs=1e-5), (x["step"], x["loss"], y["loss"])
+
+
+def test_bad_input(tiny_ckpt, tmp_path):
+    f = tmp_path / "bad.jsonl"
+    f.write_text(json.dumps({"prompt": "p", "chosen": "", "rejected": "r"}) + "\n")
+    res = runner.invoke(app, ["train", "--method", "step-dpo", "--model", str(tiny_ckpt), "--data", str(f),
+                              "--out", str(tmp_path / "o")])  # fmt: skip
+    assert res.exit_code == 2 and "bad.jsonl:1: field 'chosen' is missing or empty" in res.stderr
+    f.write_text(json.dumps({"prompt": "p", "chosen": "c " * 200, "rejected": "r"}) + "\n")
+    res = runner.invoke(app, ["train", "--method", "dpo", "--model", str(tiny_ckpt), "--data", str(f), "--out",
+                              str(tmp_path / "o"), "--max-completion-length", "16"])  # fmt: skip
+    assert res.exit_code == 2 and "all 1 pairs were dropped as too long" in res.stderr

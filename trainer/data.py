@@ -1,0 +1,120 @@
+"""Preference pairs in, token ids out: the Step-DPO tokenization done right.
+
+Pairs use the public ``xinlai/Math-Step-DPO-10K`` fields: ``prompt`` (the problem), ``initial_reason_steps``
+(the correct steps before the one being judged), ``chosen`` / ``rejected`` (one step each for Step-DPO; whole
+solutions for DPO).
+
+- The prompt is rendered with the harness's own template (one source of truth), or the tokenizer's chat template,
+  and the earlier steps go *inside* the assistant turn, right where the model would have written them.
+- Step-DPO completions get no EOS (a single step is not the end of the answer); DPO's full solutions do.
+- Prompt and completion are tokenised separately and concatenated, so no token straddles the boundary.
+- Too long: the prompt is cut from the left, never the completion; a completion longer than its budget is
+  dropped and counted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stepdpo_bench.prompts import get_template
+
+METHODS = ("step-dpo", "dpo")
+
+
+class PairsError(ValueError):
+    """A pairs file the trainer cannot use: one line naming the record and field."""
+
+
+@dataclass(frozen=True)
+class Pair:
+    id: str
+    prompt: str
+    initial_reason_steps: str
+    chosen: str
+    rejected: str
+
+
+@dataclass
+class Encoded:
+    prompt: list[int]
+    chosen: list[int]
+    rejected: list[int]
+
+
+def load_pairs(source: str, method: str) -> tuple[list[Pair], str]:
+    """Pairs from a local JSONL/JSON file or a Hub dataset id; returns them with a checksum of the data."""
+    path = Path(source)
+    records: list[tuple[str, dict[str, Any]]] = []
+    if path.is_file():
+        text = path.read_text(encoding="utf-8")
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        if text.lstrip().startswith("["):
+            records = [(f"{path}: record {i}", r) for i, r in enumerate(json.loads(text))]
+        else:
+            for lineno, line in enumerate(text.splitlines(), 1):
+                if line.strip():
+                    try:
+                        records.append((f"{path}:{lineno}", json.loads(line)))
+                    except json.JSONDecodeError as exc:
+                        raise PairsError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+    else:
+        try:
+            import datasets
+
+            ds = datasets.load_dataset(source, split="train")
+        except Exception as exc:
+            raise PairsError(f"{source}: not a file and not loadable from the Hub ({type(exc).__name__})") from None
+        rows = [dict(r) for r in ds]
+        digest = hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()
+        records = [(f"{source}[{i}]", r) for i, r in enumerate(rows)]
+    pairs = []
+    for where, r in records:
+        for key in ("prompt", "chosen", "rejected"):
+            if not isinstance(r.get(key), str) or not r[key].strip():
+                raise PairsError(f"{where}: field {key!r} is missing or empty")
+        steps = r.get("initial_reason_steps") or ""
+        if not isinstance(steps, str):
+            raise PairsError(f"{where}: field 'initial_reason_steps' must be text")
+        pairs.append(Pair(str(r.get("problem_id") or r.get("id") or where), r["prompt"], steps, r["chosen"],
+                          r["rejected"]))  # fmt: skip
+    if not pairs:
+        raise PairsError(f"{source}: no pairs")
+    return pairs, digest
+
+
+def prompt_text(pair: Pair, tokenizer: Any, prompt: str) -> str:
+    """Problem in the harness template (or the chat template), then the earlier steps inside the answer."""
+    template = get_template(prompt)
+    if template.chat:
+        if not getattr(tokenizer, "chat_template", None):
+            raise PairsError(f"prompt {prompt!r} needs a chat template and the tokenizer has none")
+        head = tokenizer.apply_chat_template([{"role": "user", "content": template.template.format(
+            question=pair.prompt)}], tokenize=False, add_generation_prompt=True)  # fmt: skip
+    else:
+        head = template.template.format(question=pair.prompt)
+    return head + pair.initial_reason_steps
+
+
+def encode(
+    pairs: list[Pair], tokenizer: Any, method: str, prompt: str, max_length: int, max_completion_length: int
+) -> tuple[list[Encoded], int]:
+    """Token ids for every pair, and how many were dropped for an over-long completion."""
+    if method not in METHODS:
+        raise PairsError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    eos = [tokenizer.eos_token_id] if method == "dpo" and tokenizer.eos_token_id is not None else []
+    out, dropped = [], 0
+    for p in pairs:
+        ids_p = tokenizer(prompt_text(p, tokenizer, prompt), add_special_tokens=False).input_ids
+        ids_c = tokenizer(p.chosen, add_special_tokens=False).input_ids + eos
+        ids_r = tokenizer(p.rejected, add_special_tokens=False).input_ids + eos
+        longest = max(len(ids_c), len(ids_r))
+        if longest > max_completion_length or longest >= max_length:
+            dropped += 1
+            continue
+        budget = max_length - longest
+        out.append(Encoded(ids_p[-budget:], ids_c, ids_r))  # left-truncate the prompt only
+    return out, dropped

@@ -1,0 +1,40 @@
+"""The DPO family of losses, laid out like TRL's ``dpo_loss`` so variants port over line by line.
+
+Inputs are summed log-probabilities of the completion tokens (the chosen / rejected step for Step-DPO, the
+whole solution for DPO) under the policy and the reference.  ``logits = (pi_c - pi_r) - (ref_c - ref_r)``.
+
+- ``sigmoid`` (DPO, Rafailov et al.): ``-log sigmoid(beta * logits)``, with conservative label smoothing
+  ``ls``: ``-(1 - ls) log sigmoid(beta * logits) - ls * log sigmoid(-beta * logits)``.
+- ``ipo`` (Azar et al.): ``(logits - 1 / (2 * beta))^2`` on length-averaged log-probs (the caller averages).
+
+Rewards are ``beta * (policy - reference)`` log-prob differences, detached, as TRL logs them.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+LOSS_TYPES = ("sigmoid", "ipo")
+
+
+def dpo_loss(
+    policy_chosen: torch.Tensor,
+    policy_rejected: torch.Tensor,
+    ref_chosen: torch.Tensor,
+    ref_rejected: torch.Tensor,
+    beta: float = 0.1,
+    label_smoothing: float = 0.0,
+    loss_type: str = "sigmoid",
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-example losses, chosen rewards and rejected rewards."""
+    logits = (policy_chosen - policy_rejected) - (ref_chosen - ref_rejected)
+    if loss_type == "sigmoid":
+        losses = -F.logsigmoid(beta * logits) * (1 - label_smoothing) - F.logsigmoid(-beta * logits) * label_smoothing
+    elif loss_type == "ipo":
+        losses = (logits - 1 / (2 * beta)) ** 2
+    else:
+        raise ValueError(f"unknown loss_type {loss_type!r}; choose from {', '.join(LOSS_TYPES)}")
+    chosen_rewards = beta * (policy_chosen - ref_chosen).detach()
+    rejected_rewards = beta * (policy_rejected - ref_rejected).detach()
+    return losses, chosen_rewards, rejected_rewards

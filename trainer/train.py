@@ -1,0 +1,246 @@
+"""DPO / Step-DPO training on transformers + accelerate: the whole loop on one screen.
+
+Distribution is accelerate's job (``accelerate launch`` with a config from ``trainer/accelerate_configs``);
+the loop only asks it to prepare, accumulate, clip, save and load.  Memory-lean by construction: the reference
+model's log-probs are computed once before training (only one model in memory), and the LM head runs only on
+completion positions (sequences are left-padded so completions end aligned; ``logits_to_keep`` does the rest).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .data import Encoded, encode, load_pairs
+from .loss import dpo_loss
+
+LOG = "train_log.jsonl"
+CONFIG = "train_config.json"
+TAG = "stepdpo_train.json"  # read by `stepdpo-bench eval` to tag the leaderboard with method and base model
+
+
+@dataclass
+class TrainConfig:
+    method: str
+    model: str
+    data: str
+    out: str
+    epochs: float = 1.0
+    max_steps: int | None = None
+    beta: float = 0.1
+    lr: float = 5e-7
+    batch_size: int = 8
+    grad_accum: int = 1
+    warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    label_smoothing: float = 0.0
+    loss_type: str = "sigmoid"
+    reference: str = "precompute"  # precompute | frozen | none
+    prompt: str = "qwen2-boxed"
+    max_length: int = 1024
+    max_completion_length: int = 512
+    seed: int = 42
+    dtype: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | bf16 | fp32
+    gradient_checkpointing: bool = False
+    lora_r: int = 0
+    lora_alpha: int = 16
+    save_steps: int = 0
+
+
+def _collate(batch: list[tuple[int, Encoded]], pad: int) -> dict[str, torch.Tensor]:
+    """Chosen rows then rejected rows, left-padded; completion mask over the last K positions."""
+    seqs, comps = [], []
+    for _, e in batch:
+        seqs.append(e.prompt + e.chosen)
+        comps.append(len(e.chosen))
+    for _, e in batch:
+        seqs.append(e.prompt + e.rejected)
+        comps.append(len(e.rejected))
+    width = max(map(len, seqs))
+    k = max(comps)
+    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+    attn = torch.zeros((len(seqs), width), dtype=torch.long)
+    mask = torch.zeros((len(seqs), k), dtype=torch.float32)
+    for i, (s, c) in enumerate(zip(seqs, comps, strict=True)):
+        ids[i, width - len(s) :] = torch.tensor(s)
+        attn[i, width - len(s) :] = 1
+        mask[i, k - c :] = 1
+    return {"input_ids": ids, "attention_mask": attn, "completion_mask": mask,
+            "index": torch.tensor([i for i, _ in batch])}  # fmt: skip
+
+
+def completion_logps(model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed log-prob of each row's completion tokens, and the completion lengths.  Only the last K+1
+    positions get logits: a full-vocabulary log-softmax over the whole sequence is what runs out of memory."""
+    mask = batch["completion_mask"]
+    k = mask.shape[1]
+    attn = batch["attention_mask"]
+    position_ids = (attn.cumsum(-1) - 1).clamp(min=0)  # left padding: positions start at each row's first token
+    out = model(input_ids=batch["input_ids"], attention_mask=attn, position_ids=position_ids, logits_to_keep=k + 1)
+    logits = out.logits[:, :-1, :].float()  # position t predicts token t+1: the last K tokens
+    labels = batch["input_ids"][:, -k:]
+    logp = torch.gather(logits.log_softmax(-1), 2, labels.unsqueeze(-1)).squeeze(-1)
+    return (logp * mask).sum(-1), mask.sum(-1)
+
+
+def train(cfg: TrainConfig, log: Any = print) -> Path:
+    """Train and save a checkpoint to ``cfg.out``; resumes from ``cfg.out/checkpoints/last`` when present."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from transformers import AutoModelForCausalLM, AutoTokenizer, get_cosine_schedule_with_warmup
+
+    out = Path(cfg.out)
+    gpu = torch.cuda.is_available()
+    precision = "bf16" if (cfg.dtype == "bf16" or (cfg.dtype == "auto" and gpu)) else "no"
+    acc = Accelerator(gradient_accumulation_steps=cfg.grad_accum, mixed_precision=precision)
+    set_seed(cfg.seed)
+    tok = AutoTokenizer.from_pretrained(cfg.model)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    pairs, data_sha = load_pairs(cfg.data, cfg.method)
+    encoded, dropped = encode(pairs, tok, cfg.method, cfg.prompt, cfg.max_length, cfg.max_completion_length)
+    if not encoded:
+        raise ValueError(f"all {len(pairs)} pairs were dropped as too long (max_completion_length "
+                         f"{cfg.max_completion_length}); raise the limits")  # fmt: skip
+    log(f"{len(encoded)} pairs ({dropped} dropped: completion over {cfg.max_completion_length} tokens)")
+    model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.float32)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.config.use_cache = False
+    if cfg.lora_r:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, task_type="CAUSAL_LM"))
+    items = list(enumerate(encoded))
+    ref = torch.zeros(len(encoded), 2)
+    frozen = None
+    if cfg.reference == "precompute":  # one pass with the starting weights, before any update
+        model.eval()
+        with torch.no_grad():
+            for start in range(0, len(items), cfg.batch_size):
+                b = _collate(items[start : start + cfg.batch_size], pad)
+                lp, _ = completion_logps(model, b)
+                n = len(b["index"])
+                ref[b["index"], 0], ref[b["index"], 1] = lp[:n], lp[n:]
+    elif cfg.reference == "frozen":
+        frozen = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.float32).eval().requires_grad_(False)
+    elif cfg.reference != "none":
+        raise ValueError(f"reference must be precompute, frozen or none, not {cfg.reference!r}")
+    gen = torch.Generator().manual_seed(cfg.seed)
+    loader = torch.utils.data.DataLoader(items, batch_size=cfg.batch_size, shuffle=True, generator=gen,
+                                         collate_fn=lambda b: _collate(b, pad))  # fmt: skip
+    steps_per_epoch = math.ceil(len(loader) / cfg.grad_accum)
+    total = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
+    sched = get_cosine_schedule_with_warmup(opt, int(cfg.warmup_ratio * total), total)
+    model, opt, loader, sched = acc.prepare(model, opt, loader, sched)
+    if frozen is not None:
+        frozen = frozen.to(acc.device)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / CONFIG).write_text(json.dumps({**asdict(cfg), "data_sha256": data_sha, "pairs": len(encoded),
+                                          "dropped": dropped}, indent=1))  # fmt: skip
+    step, done_batches = 0, 0
+    last = out / "checkpoints" / "last"
+    if (last / "step.json").is_file():  # resume: weights, optimizer, scheduler, RNG; skip the batches done
+        acc.load_state(str(last))
+        step = json.loads((last / "step.json").read_text())["step"]
+        done_batches = step * cfg.grad_accum
+        _truncate_log(out / LOG, step)
+        log(f"resumed at step {step}")
+    model.train()
+    t0, tokens = time.perf_counter(), 0
+    while step < total:
+        epoch_batches = done_batches % len(loader)
+        gen.manual_seed(cfg.seed + done_batches // len(loader))  # the same order per epoch, before and after resume
+        it = acc.skip_first_batches(loader, epoch_batches) if epoch_batches else loader
+        for batch in it:
+            with acc.accumulate(model):
+                lp, lens = completion_logps(model, batch)
+                n = len(batch["index"])
+                if frozen is not None:
+                    with torch.no_grad():
+                        rlp, _ = completion_logps(frozen, batch)
+                    rc, rr = rlp[:n], rlp[n:]
+                else:
+                    r = ref.to(lp.device)[batch["index"]]
+                    rc, rr = r[:, 0], r[:, 1]
+                pc, pr = lp[:n], lp[n:]
+                if cfg.loss_type == "ipo":  # IPO works on length-averaged log-probs
+                    pc, pr, rc, rr = pc / lens[:n], pr / lens[n:], rc / lens[:n], rr / lens[n:]
+                losses, cr, rj = dpo_loss(pc, pr, rc, rr, cfg.beta, cfg.label_smoothing, cfg.loss_type)
+                loss = losses.mean()
+                acc.backward(loss)
+                if acc.sync_gradients:
+                    acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                opt.step()
+                sched.step()
+                opt.zero_grad()
+            tokens += int(batch["attention_mask"].sum())
+            done_batches += 1
+            if not acc.sync_gradients:
+                continue
+            step += 1
+            line = {"step": step, "loss": loss.item(), "rewards/chosen": cr.mean().item(),
+                    "rewards/rejected": rj.mean().item(), "rewards/margins": (cr - rj).mean().item(),
+                    "rewards/accuracies": (cr > rj).float().mean().item(), "lr": sched.get_last_lr()[0],
+                    "tokens_per_s": tokens / max(time.perf_counter() - t0, 1e-9)}  # fmt: skip
+            if acc.is_main_process:
+                with (out / LOG).open("a") as f:
+                    f.write(json.dumps(line) + "\n")
+            if cfg.save_steps and step % cfg.save_steps == 0:
+                _checkpoint(acc, last, step)
+            if step >= total:
+                break
+    _save_final(acc, model, tok, cfg, out, data_sha, step)
+    return out
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """After a resume, drop log lines past the checkpoint (they will be written again)."""
+    if path.is_file():
+        keep = [x for x in path.read_text().splitlines() if x.strip() and json.loads(x)["step"] <= step]
+        path.write_text("".join(x + "\n" for x in keep))
+
+
+def _checkpoint(acc: Any, last: Path, step: int) -> None:
+    tmp = last.with_name("last.tmp")
+    acc.save_state(str(tmp))
+    (tmp / "step.json").write_text(json.dumps({"step": step}))
+    if last.exists():
+        import shutil
+
+        shutil.rmtree(last)
+    tmp.rename(last)
+
+
+def _save_final(acc: Any, model: Any, tok: Any, cfg: TrainConfig, out: Path, data_sha: str, step: int) -> None:
+    acc.wait_for_everyone()
+    model = acc.unwrap_model(model)
+    if cfg.lora_r:
+        model = model.merge_and_unload()
+    if acc.is_main_process:
+        model.save_pretrained(out)
+        tok.save_pretrained(out)
+        tag = {
+            "method": cfg.method,
+            "base_model": cfg.model,
+            "data": cfg.data,
+            "data_sha256": data_sha,
+            "steps": step,
+            "beta": cfg.beta,
+            "lr": cfg.lr,
+            "loss_type": cfg.loss_type,
+            "reference": cfg.reference,
+        }
+        (out / TAG).write_text(json.dumps(tag, indent=1))
+        (out / "README.md").write_text(
+            f"# {out.name}\n\nTrained with stepdpo-bench: **{cfg.method}** from `{cfg.model}` on `{cfg.data}` "
+            f"(sha256 {data_sha[:12]}), {step} optimizer steps.\n\n"
+            + "\n".join(f"- {k}: {v}" for k, v in asdict(cfg).items())
+            + "\n"
+        )
