@@ -6,6 +6,7 @@ STEPDPO_REQUIRE_VLLM=1 (set by CI), where a missing engine is a failure.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -146,3 +147,29 @@ def test_openai_backend_against_real_vllm_serve(vllm_server, tiny_ckpt, shared_d
     m = run.manifest()
     assert m["prompt"]["chat"] and m["metrics"]["n_samples"] == 6 and "pass@k" in m["metrics"]
     assert run.read_samples()[0]["prompt"].startswith("<user>")
+
+
+def test_a_trained_checkpoint_loads_in_vllm(tiny_ckpt, tmp_path):
+    """The trainer's output is a checkpoint vLLM serves: train two steps, then evaluate it with the engine."""
+    pytest.importorskip("accelerate")
+    from stepdpo_bench.tasks import arith
+
+    pairs = tmp_path / "pairs.jsonl"
+    rows = []
+    for p in arith.generate("train", 8).problems:
+        *before, last = p.steps
+        rows.append({"prompt": p.question, "initial_reason_steps": "\n".join(before) + "\n", "chosen": last,
+                     "rejected": last + "0"})  # fmt: skip
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "ckpt"
+    res = _cli("train", "--method", "step-dpo", "--model", tiny_ckpt, "--data", pairs, "--out", out, "--max-steps",
+               2, "--batch-size", 4, "--lr", "1e-3")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    cmd = [sys.executable, "-m", "stepdpo_bench.cli", "eval", "--model", str(out), "--backend", "vllm", "--tasks",
+           "arith", "--limit", "4", "--max-tokens", "8", "--dtype", "float32", "--enforce-eager", "--out",
+           str(tmp_path / "results")]  # fmt: skip
+    res = subprocess.run(cmd, env={**os.environ, **VLLM_ENV}, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    (run,) = _runs(tmp_path / "results").values()
+    m = run.manifest()
+    assert m["status"] == "done" and m["model"]["method"] == "step-dpo" and m["sampling"]["backend"] == "vllm"

@@ -74,6 +74,18 @@ def test_other_references_and_ipo(tiny_ckpt, pairs, tmp_path, reference):
     assert len(_log(out)) == 3
 
 
+def test_lora_trains_and_saves_a_merged_checkpoint(tiny_ckpt, pairs, tmp_path):
+    pytest.importorskip("peft")
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path / "lora"
+    res = runner.invoke(app, _args(tiny_ckpt, pairs, out, "--max-steps", "12", "--lora-r", "16", "--lr", "2e-2"))
+    assert res.exit_code == 0, res.output
+    assert _log(out)[-1]["rewards/margins"] > 0
+    model = AutoModelForCausalLM.from_pretrained(out)  # a plain model: the adapter was merged
+    assert not any("lora" in n for n, _ in model.named_parameters())
+
+
 def test_a_killed_run_resumes_onto_the_same_curve(tiny_ckpt, pairs, tmp_path):
     straight = tmp_path / "straight"
     assert (
