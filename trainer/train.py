@@ -98,7 +98,11 @@ def train(cfg: TrainConfig, log: Any = print) -> Path:
     out = Path(cfg.out)
     gpu = torch.cuda.is_available()
     precision = "bf16" if (cfg.dtype == "bf16" or (cfg.dtype == "auto" and gpu)) else "no"
-    acc = Accelerator(gradient_accumulation_steps=cfg.grad_accum, mixed_precision=precision)
+    import importlib.util
+
+    tensorboard = importlib.util.find_spec("tensorboard") is not None  # curves in TensorBoard too, when installed
+    acc = Accelerator(gradient_accumulation_steps=cfg.grad_accum, mixed_precision=precision,
+                      log_with="tensorboard" if tensorboard else None, project_dir=str(out))  # fmt: skip
     set_seed(cfg.seed)
     tok = AutoTokenizer.from_pretrained(cfg.model)
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
@@ -142,6 +146,8 @@ def train(cfg: TrainConfig, log: Any = print) -> Path:
     if frozen is not None:
         frozen = frozen.to(acc.device)
     out.mkdir(parents=True, exist_ok=True)
+    if tensorboard:
+        acc.init_trackers("stepdpo")
     (out / CONFIG).write_text(json.dumps({**asdict(cfg), "data_sha256": data_sha, "pairs": len(encoded),
                                           "dropped": dropped}, indent=1))  # fmt: skip
     step, done_batches = 0, 0
@@ -192,11 +198,15 @@ def train(cfg: TrainConfig, log: Any = print) -> Path:
             if acc.is_main_process:
                 with (out / LOG).open("a") as f:
                     f.write(json.dumps(line) + "\n")
+            if tensorboard:
+                acc.log({k: v for k, v in line.items() if k != "step"}, step=step)
             if cfg.save_steps and step % cfg.save_steps == 0:
                 _checkpoint(acc, last, step)
             if step >= total:
                 break
     _save_final(acc, model, tok, cfg, out, data_sha, step)
+    if tensorboard:
+        acc.end_training()
     return out
 
 

@@ -74,6 +74,13 @@ def test_other_references_and_ipo(tiny_ckpt, pairs, tmp_path, reference):
     assert len(_log(out)) == 3
 
 
+def test_gradient_accumulation_counts_optimizer_steps(tiny_ckpt, pairs, tmp_path):
+    out = tmp_path / "accum"
+    res = runner.invoke(app, _args(tiny_ckpt, pairs, out, "--epochs", "1", "--batch-size", "4", "--grad-accum", "3"))
+    assert res.exit_code == 0, res.output
+    assert [x["step"] for x in _log(out)] == [1, 2, 3, 4]  # 48 pairs / (4 x 3) = 4 optimizer steps
+
+
 def test_lora_trains_and_saves_a_merged_checkpoint(tiny_ckpt, pairs, tmp_path):
     pytest.importorskip("peft")
     from transformers import AutoModelForCausalLM
