@@ -114,7 +114,6 @@ def page_compare(data: Data) -> None:
     if pair is None:
         return
     a, b = pair
-    st.session_state["compare_pair"] = (a, b)
     res = data.compare(a, b)
     p = res["paired"]
     c = st.columns(4)
