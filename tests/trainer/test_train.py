@@ -94,12 +94,12 @@ def test_lora_trains_and_saves_a_merged_checkpoint(tiny_ckpt, pairs, tmp_path):
 
 
 def test_a_killed_run_resumes_onto_the_same_curve(tiny_ckpt, pairs, tmp_path):
-    straight = tmp_path / "straight"
+    straight = tmp_path / "straight"  # 30 steps; the kill lands after the step-6 checkpoint, mid-run
     assert (
-        runner.invoke(app, _args(tiny_ckpt, pairs, straight, "--max-steps", "12", "--save-steps", "3")).exit_code == 0
+        runner.invoke(app, _args(tiny_ckpt, pairs, straight, "--max-steps", "30", "--save-steps", "3")).exit_code == 0
     )
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "stepdpo_bench.cli", *_args(tiny_ckpt, pairs, out, "--max-steps", "12",
+    cmd = [sys.executable, "-m", "stepdpo_bench.cli", *_args(tiny_ckpt, pairs, out, "--max-steps", "30",
                                                              "--save-steps", "3")]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
     marker = out / "checkpoints" / "last" / "step.json"
@@ -110,12 +110,12 @@ def test_a_killed_run_resumes_onto_the_same_curve(tiny_ckpt, pairs, tmp_path):
     proc.wait()
     assert marker.is_file()
     resumed_from = json.loads(marker.read_text())["step"]
-    assert resumed_from < 12
+    assert resumed_from < 30
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     assert f"resumed at step {resumed_from}" in res.stderr
     a, b = _log(straight), _log(out)
-    assert [x["step"] for x in b] == list(range(1, 13))
+    assert [x["step"] for x in b] == list(range(1, 31))
     for x, y in zip(a, b, strict=True):
         assert y["loss"] == pytest.approx(x["loss"], rel=1e-4, abs=1e-5), (x["step"], x["loss"], y["loss"])
 
