@@ -235,8 +235,14 @@ def _load_training_logs(con: Any, results: Path) -> None:
     logs = sorted(results.glob("*/train_log.jsonl"))
     if not logs:
         return
+    # skip the reload when no log changed since the last ingest (size and mtime of every file)
+    sig = hashlib.sha256("\n".join(f"{p}|{p.stat().st_size}|{p.stat().st_mtime_ns}" for p in logs).encode()).hexdigest()
+    row = con.execute("SELECT value FROM meta WHERE key = 'training_logs'").fetchone()
+    if row and row[0] == sig:
+        return
     con.execute("BEGIN TRANSACTION")
     try:
+        con.execute("INSERT OR REPLACE INTO meta VALUES ('training_logs', ?)", [sig])
         con.execute("DELETE FROM training_log")
         for log in logs:
             cfg_path = log.with_name("train_config.json")

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -18,16 +17,14 @@ from stepdpo_bench.cli import app
 from stepdpo_bench.grading import GRADER_VERSION
 from stepdpo_bench.runs import SAMPLE_FIELDS, RunDir, make_run_id
 
+from ..helpers import runs_by_task
+
 pytest.importorskip("transformers")
 runner = CliRunner()
 
 
 def _eval(args: list[str]):
     return runner.invoke(app, ["eval", *args], catch_exceptions=False)
-
-
-def _runs(out: Path) -> dict[str, RunDir]:
-    return {d.name.split("__")[1]: RunDir(d) for d in sorted(out.iterdir()) if (d / "run.json").exists()}
 
 
 def test_hf_end_to_end_three_tasks(tiny_ckpt, shared_data, tmp_path):
@@ -50,7 +47,7 @@ def test_hf_end_to_end_three_tasks(tiny_ckpt, shared_data, tmp_path):
     ]
     res = _eval(args)
     assert res.exit_code == 0, res.output
-    runs = _runs(out)
+    runs = runs_by_task(out)
     assert set(runs) == {"gsm8k", "math500", "odyssey"}
     for name, run in runs.items():
         assert run.manifest()["task"]["name"] == name
@@ -71,7 +68,7 @@ def test_hf_end_to_end_three_tasks(tiny_ckpt, shared_data, tmp_path):
     # the same command again reuses every run: nothing is generated, nothing duplicated
     res = _eval(args)
     assert res.exit_code == 0 and res.output.count("reused") >= 3
-    assert all(len((r.path / "samples.jsonl").read_text().splitlines()) == 3 for r in _runs(out).values())
+    assert all(len((r.path / "samples.jsonl").read_text().splitlines()) == 3 for r in runs_by_task(out).values())
 
 
 def test_sampling_n_and_chat_prompt(tiny_ckpt, tmp_path):
@@ -99,7 +96,7 @@ def test_sampling_n_and_chat_prompt(tiny_ckpt, tmp_path):
         ]
     )
     assert res.exit_code == 0, res.output
-    m = next(iter(_runs(out).values())).manifest()
+    m = next(iter(runs_by_task(out).values())).manifest()
     assert m["metrics"]["n_samples"] == 12 and set(m["metrics"]["pass@k"]) == {"1", "2", "3"}
     assert "maj@k" in m["metrics"]
     rows = RunDir(out / m["run_id"]).read_samples()
@@ -177,7 +174,7 @@ def test_torn_last_line_is_repaired_on_resume(tiny_ckpt, tmp_path):
         str(out),
     ]
     assert _eval(args).exit_code == 0
-    run = next(iter(_runs(out).values()))
+    run = next(iter(runs_by_task(out).values()))
     lines = (run.path / "samples.jsonl").read_text().splitlines(keepends=True)
     # simulate a crash: manifest back to running, last two samples lost, a torn half line at the end
     m = run.manifest()
@@ -213,7 +210,7 @@ def test_regrade_in_place_and_to_a_new_grader_version(tiny_ckpt, tmp_path):
         ).exit_code
         == 0
     )
-    run = next(iter(_runs(out).values()))
+    run = next(iter(runs_by_task(out).values()))
     # plant a completion whose answer is right: regrade must find it without generating
     rows = run.read_samples()
     rows[0]["completion"] = f"Step 1: ...\nThe answer is: {rows[0]['gold']}"
@@ -243,7 +240,7 @@ def test_a_second_writer_of_the_same_run_fails_fast(tiny_ckpt, tmp_path):
     args = ["--model", str(tiny_ckpt), "--backend", "hf", "--tasks", "arith", "--limit", "2", "--max-tokens", "4",
             "--out", str(out)]  # fmt: skip
     assert _eval(args).exit_code == 0
-    run = next(iter(_runs(out).values()))
+    run = next(iter(runs_by_task(out).values()))
     m = run.manifest()
     m["status"] = "running"
     run.write_manifest(m)

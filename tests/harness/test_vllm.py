@@ -16,8 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from stepdpo_bench.cli import app
-from stepdpo_bench.runs import RunDir
 
+from ..helpers import runs_by_task, same_completions
 from ..servers import free_port, stop, wait_for_http
 
 pytestmark = pytest.mark.vllm
@@ -39,10 +39,6 @@ def _need_vllm():
         if os.environ.get("STEPDPO_REQUIRE_VLLM") == "1":
             pytest.fail("vLLM is required here (STEPDPO_REQUIRE_VLLM=1) but not importable")
         pytest.skip("vLLM not installed")
-
-
-def _runs(out: Path) -> dict[str, RunDir]:
-    return {d.name.split("__")[1]: RunDir(d) for d in sorted(out.iterdir()) if (d / "run.json").exists()}
 
 
 def test_vllm_offline_engine_three_tasks_agrees_with_hf(tiny_ckpt, shared_data, tmp_path):
@@ -76,20 +72,16 @@ def test_vllm_offline_engine_three_tasks_agrees_with_hf(tiny_ckpt, shared_data, 
     res = subprocess.run(cmd, env={**os.environ, **VLLM_ENV}, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
     assert runner.invoke(app, ["eval", *common, "--backend", "hf", "--out", str(out_h)]).exit_code == 0
-    v, h = _runs(out_v), _runs(out_h)
+    v, h = runs_by_task(out_v), runs_by_task(out_h)
     assert set(v) == {"gsm8k", "math500", "odyssey"}
-    same = total = 0
     for task, run in v.items():
         m = run.manifest()
         assert m["status"] == "done" and m["sampling"]["backend"] == "vllm" and m["metrics"]["n_samples"] == 4
         assert m["run_id"] != h[task].run_id  # the backend is part of the identity
-        vs = {s["problem_id"]: s for s in run.read_samples()}
-        hs = {s["problem_id"]: s for s in h[task].read_samples()}
-        assert vs.keys() == hs.keys()
-        for pid, s in vs.items():
-            assert s["prompt"] == hs[pid]["prompt"] and 0 < s["n_tokens"] <= 24
-            total += 1
-            same += s["completion"] == hs[pid]["completion"]
+        rows = run.read_samples()
+        assert {s["problem_id"] for s in rows} == {s["problem_id"] for s in h[task].read_samples()}
+        assert all(0 < s["n_tokens"] <= 24 for s in rows)
+    same, total = same_completions(v, h)
     # same weights, same greedy decoding: the two engines should mostly produce the very same text
     assert same >= total // 2, f"only {same}/{total} greedy completions agree between vLLM and transformers"
 
@@ -124,26 +116,20 @@ def test_openai_backend_against_real_vllm_serve(vllm_server, tiny_ckpt, shared_d
     assert res.exit_code == 0, res.output
     res = _cli("eval", "--model", tiny_ckpt, "--backend", "hf", *tasks, "--dtype", "float32", "--out", out_hf)
     assert res.exit_code == 0, res.output
-    served, local = _runs(out), _runs(out_hf)
+    served, local = runs_by_task(out), runs_by_task(out_hf)
     assert set(served) == {"gsm8k", "math500", "odyssey"}
-    agree = total = 0
-    for task, run in served.items():
+    for run in served.values():
         m = run.manifest()
         assert m["status"] == "done" and m["sampling"]["backend"] == "openai" and m["metrics"]["n_samples"] == 4
-        rows = run.read_samples()
-        assert all(0 < r["n_tokens"] <= 16 for r in rows)
-        hs = {s["problem_id"]: s for s in local[task].read_samples()}
-        for r in rows:
-            assert r["prompt"] == hs[r["problem_id"]]["prompt"]
-            total += 1
-            agree += r["completion"] == hs[r["problem_id"]]["completion"]
+        assert all(0 < r["n_tokens"] <= 16 for r in run.read_samples())
+    agree, total = same_completions(served, local)
     # the served model is our checkpoint: greedy text matches transformers on the same prompts
     assert agree >= total // 2, f"only {agree}/{total} greedy completions agree with transformers"
     # chat endpoint + n samples
     res = _cli("eval", "--model", "tiny", *base, "--tasks", "arith", "--limit", 3, "--max-tokens", 16, "--n", 2,
                "--temperature", 0.8, "--prompt", "chat", "--out", tmp_path / "chat")  # fmt: skip
     assert res.exit_code == 0, res.output
-    (run,) = _runs(tmp_path / "chat").values()
+    (run,) = runs_by_task(tmp_path / "chat").values()
     m = run.manifest()
     assert m["prompt"]["chat"] and m["metrics"]["n_samples"] == 6 and "pass@k" in m["metrics"]
     assert run.read_samples()[0]["prompt"].startswith("<user>")
@@ -170,6 +156,6 @@ def test_a_trained_checkpoint_loads_in_vllm(tiny_ckpt, tmp_path):
            str(tmp_path / "results")]  # fmt: skip
     res = subprocess.run(cmd, env={**os.environ, **VLLM_ENV}, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
-    (run,) = _runs(tmp_path / "results").values()
+    (run,) = runs_by_task(tmp_path / "results").values()
     m = run.manifest()
     assert m["status"] == "done" and m["model"]["method"] == "step-dpo" and m["sampling"]["backend"] == "vllm"

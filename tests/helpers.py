@@ -1,0 +1,24 @@
+"""Small helpers shared by the harness tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from stepdpo_bench.runs import RunDir
+
+
+def runs_by_task(out: Path) -> dict[str, RunDir]:
+    """The run directories under ``out``, keyed by task name (from the ``model__task__hash`` directory name)."""
+    return {d.name.split("__")[1]: RunDir(d) for d in sorted(out.iterdir()) if (d / "run.json").exists()}
+
+
+def same_completions(a: dict[str, RunDir], b: dict[str, RunDir]) -> tuple[int, int]:
+    """(identical, compared) completions between two sets of runs on the same tasks and prompts."""
+    same = total = 0
+    for task, run in a.items():
+        other = {s["problem_id"]: s for s in b[task].read_samples()}
+        for s in run.read_samples():
+            assert s["prompt"] == other[s["problem_id"]]["prompt"]
+            total += 1
+            same += s["completion"] == other[s["problem_id"]]["completion"]
+    return same, total
