@@ -540,6 +540,10 @@ def watch(
         raise typer.Exit(130) from None
 
 
+from trainer.pipeline.cli import pairs_app  # noqa: E402  (the Step-DPO pair pipeline's commands)
+
+app.add_typer(pairs_app, name="pairs")
+
 import_app = typer.Typer(help="Import other tools' results (re-graded by our grader, their verdict kept).")
 app.add_typer(import_app, name="import")
 
@@ -641,6 +645,26 @@ def train(
         _fail(str(exc))
     console.print(f"checkpoint written to {path}; evaluate it with: stepdpo-bench eval --model {path}",
                   highlight=False, markup=False)  # fmt: skip
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("results/demo"), "--out", help="Everything lands here; re-running resumes."),
+    smoke: bool = typer.Option(False, "--smoke", help="The same code path at toy sizes (about a minute)."),
+    seed: int = typer.Option(0, help="Seed for the model, data order and sampling."),
+    data_dir: Path = typer.Option(None, "--data-dir", help="Local data (../shared/data) for a GSM8K slice too."),
+) -> None:
+    """The whole Step-DPO story on a CPU: tiny model + SFT, pair pipeline, DPO vs Step-DPO, eval, leaderboard."""
+    from trainer.demo import config_for, run_demo
+    from trainer.pipeline.config import PipelineError
+
+    from .samplers import SamplerError
+    from .tasks import TaskError
+
+    try:
+        run_demo(config_for(str(out), smoke, seed, str(data_dir) if data_dir else None), err)
+    except (PipelineError, SamplerError, TaskError, RuntimeError, ValueError) as exc:
+        _fail(f"demo stopped: {exc} (finished phases are kept; rerun the same command to resume)")
 
 
 @app.command("lm-eval-tasks")

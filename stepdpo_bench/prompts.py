@@ -196,5 +196,18 @@ def render(template: PromptTemplate, problem: Problem, tokenizer: Any = None, as
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
+def response_head(template: PromptTemplate, rendered: str, response_start: str) -> str:
+    """The prompt text to put before a response that begins with ``response_start``.
+
+    A ``*-step`` template already opens the answer (``Step 1: ``).  When the response restates that opening
+    (steps cut from a full solution, public pairs whose ``initial_reason_steps`` start with it), the
+    template's copy is dropped so it is not said twice.
+    """
+    p = template.assistant_prefix
+    if p and rendered.endswith(p) and response_start.startswith(p.rstrip()):
+        return rendered[: -len(p)]
+    return rendered
+
+
 def default_prompt(convention: str) -> str:
     return {"arith": "arith-step"}.get(convention, "qwen2-boxed")

@@ -73,6 +73,38 @@ def atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def append_log(path: Path, records: Iterable[dict[str, Any]]) -> None:
+    """Append JSON lines and fsync: a kill loses at most the write in flight.  A torn final line from an earlier
+    kill is cut first, so appends always start on a fresh line."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_file() and path.stat().st_size:
+        with path.open("rb+") as f:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                f.truncate(path.read_bytes().rfind(b"\n") + 1)
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    with path.open("a", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    """The complete lines of an append-only JSONL log (a torn tail is ignored); a corrupt line names file:line."""
+    if not path.is_file():
+        return []
+    out = []
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.endswith("\n"):
+                break  # torn tail: ignored, cut on the next append
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise RunError(f"{path}:{lineno}: corrupt line; delete it (or the file) and rerun") from None
+    return out
+
+
 class RunDir:
     """One run's directory: its manifest and its samples."""
 
@@ -112,18 +144,6 @@ class RunDir:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
-    def _repair_tail(self) -> None:
-        """Cut a torn final line (a kill mid-write) so appends start on a fresh line."""
-        p = self.path / SAMPLES_JSONL
-        if not p.is_file() or p.stat().st_size == 0:
-            return
-        with p.open("rb+") as f:
-            f.seek(-1, os.SEEK_END)
-            if f.read(1) == b"\n":
-                return
-            data = p.read_bytes()
-            f.truncate(data.rfind(b"\n") + 1)
-
     def read_samples(self) -> list[dict[str, Any]]:
         """Finished samples, de-duplicated; from parquet when compacted, else from the jsonl log."""
         pq = self.path / SAMPLES_PARQUET
@@ -131,33 +151,17 @@ class RunDir:
             import pyarrow.parquet as papq
 
             return papq.read_table(pq).to_pylist()
-        p = self.path / SAMPLES_JSONL
-        if not p.is_file():
-            return []
         seen: set[tuple[str, int]] = set()
         out = []
-        with p.open(encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.endswith("\n"):
-                    break  # torn tail: ignored, cut on the next append
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    raise RunError(f"{p}:{lineno}: corrupt sample line") from None
-                key = (rec["problem_id"], rec["sample_idx"])
-                if key not in seen:
-                    seen.add(key)
-                    out.append(rec)
+        for rec in read_log(self.path / SAMPLES_JSONL):
+            key = (rec["problem_id"], rec["sample_idx"])
+            if key not in seen:
+                seen.add(key)
+                out.append(rec)
         return out
 
     def append_samples(self, samples: Iterable[dict[str, Any]]) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
-        self._repair_tail()
-        text = "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples)
-        with (self.path / SAMPLES_JSONL).open("a", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+        append_log(self.path / SAMPLES_JSONL, samples)
 
     def compact(self, samples: list[dict[str, Any]]) -> None:
         """Write ``samples.parquet`` (atomically) from the finished samples; the jsonl log stays as written."""

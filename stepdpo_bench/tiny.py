@@ -29,8 +29,12 @@ def build_tiny_checkpoint(
     chat_template: bool = True,
     seed: int = 0,
     init_std: float = 0.5,
+    individual_digits: bool = False,
 ) -> Path:
-    """Write a checkpoint to ``out_dir`` (created) and return it.  Deterministic for a given corpus and seed."""
+    """Write a checkpoint to ``out_dir`` (created) and return it.  Deterministic for a given corpus and seed.
+
+    ``init_std`` 0.5 makes random greedy text varied (for harness tests); models meant to be trained use 0.02.
+    """
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
@@ -39,6 +43,10 @@ def build_tiny_checkpoint(
     out_dir.mkdir(parents=True, exist_ok=True)
     tok = Tokenizer(models.BPE(unk_token=None))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    if individual_digits:  # one token per digit: arithmetic a small model can learn
+        tok.pre_tokenizer = pre_tokenizers.Sequence(
+            [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+        )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size, special_tokens=SPECIAL, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()

@@ -56,3 +56,14 @@ def tiny_ckpt_nochat(tmp_path_factory, shared_data) -> Path:
 
 for _k, _v in {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}.items():
     os.environ.setdefault(_k, _v)
+
+
+@pytest.fixture(scope="session")
+def arith_policy(tmp_path_factory) -> Path:
+    """A tiny model fine-tuned on arith (the demo's smoke-size SFT): writes ``Step k:`` solutions with errors."""
+    pytest.importorskip("transformers")
+    from rich.console import Console
+
+    from trainer.demo import SMOKE, DemoConfig, build_policy
+
+    return build_policy(DemoConfig(out=str(tmp_path_factory.mktemp("policy")), **SMOKE), Console(stderr=True))

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stepdpo_bench.prompts import get_template
+from stepdpo_bench.prompts import get_template, response_head
 
 METHODS = ("step-dpo", "dpo")
 
@@ -45,8 +45,8 @@ class Encoded:
     rejected: list[int]
 
 
-def load_pairs(source: str, method: str) -> tuple[list[Pair], str]:
-    """Pairs from a local JSONL/JSON file or a Hub dataset id; returns them with a checksum of the data."""
+def read_pair_records(source: str) -> tuple[list[tuple[str, dict[str, Any]]], str]:
+    """Raw records (with where each came from) of a local JSONL/JSON file or a Hub dataset id, and a checksum."""
     path = Path(source)
     records: list[tuple[str, dict[str, Any]]] = []
     if path.is_file():
@@ -71,6 +71,15 @@ def load_pairs(source: str, method: str) -> tuple[list[Pair], str]:
         rows = [dict(r) for r in ds]
         digest = hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()
         records = [(f"{source}[{i}]", r) for i, r in enumerate(rows)]
+    for where, r in records:
+        if not isinstance(r, dict):
+            raise PairsError(f"{where}: expected a JSON object, got {type(r).__name__}")
+    return records, digest
+
+
+def load_pairs(source: str, method: str) -> tuple[list[Pair], str]:
+    """Pairs from a local JSONL/JSON file or a Hub dataset id; returns them with a checksum of the data."""
+    records, digest = read_pair_records(source)
     pairs = []
     for where, r in records:
         for key in ("prompt", "chosen", "rejected"):
@@ -96,7 +105,7 @@ def prompt_text(pair: Pair, tokenizer: Any, prompt: str) -> str:
             question=pair.prompt)}], tokenize=False, add_generation_prompt=True)  # fmt: skip
     else:
         head = template.template.format(question=pair.prompt)
-    return head + pair.initial_reason_steps
+    return response_head(template, head, pair.initial_reason_steps or pair.chosen) + pair.initial_reason_steps
 
 
 def encode(

@@ -133,6 +133,8 @@ class Location:
     confidence: float
     evidence: str
     locator: str = "symbolic"
+    outcome: str = ""  # located | none (no error found) | unclear | unparseable | invalid
+    spent: int = 0  # model samples (or judge calls) this location cost
 
 
 def locate(steps: list[str]) -> Location:
@@ -146,5 +148,7 @@ def locate(steps: list[str]) -> Location:
         checked += 1
         if not res.ok:
             bad = next(e for e in res.equations if not e[2])
-            return Location(i, 1.0, f"step {i + 1}: {bad[0]} = {bad[1]} is false")
-    return Location(None, 0.0, f"{checked} checkable steps, all correct" if checked else "nothing checkable")
+            return Location(i, 1.0, f"step {i + 1}: {bad[0]} = {bad[1]} is false", outcome="located")
+    if checked:
+        return Location(None, 0.0, f"{checked} checkable steps, all correct", outcome="none")
+    return Location(None, 0.0, "nothing checkable", outcome="unclear")

@@ -1,0 +1,247 @@
+"""``stepdpo-bench demo``: the whole Step-DPO story on a laptop CPU, on a task where every step's truth is known.
+
+1. build a tiny Qwen2 from scratch (tokenizer trained with ``tokenizers``, one token per digit) and fine-tune it
+   on ``arith`` training solutions in the ``Step k:`` format (SFT);
+2. run the pair pipeline with the SFT model on other ``arith`` training problems: collect, locate (exact
+   ``symbolic`` for the pairs, ``rollout`` alongside for comparison), rectify, build Step-DPO and DPO pairs;
+3. train DPO and Step-DPO from the SFT model with the same budget (steps, batch, beta, learning rate);
+4. evaluate SFT, DPO and Step-DPO on ``arith`` test (and a GSM8K slice when ``--data-dir`` is given), ingest,
+   print the leaderboard and the paired comparisons.
+
+Every phase writes under ``--out`` and is skipped when its output is complete, so re-running resumes.
+``--smoke`` runs the same code at toy sizes (seconds to a minute) for the test suite.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from stepdpo_bench.tasks import arith
+
+
+@dataclass
+class DemoConfig:
+    out: str = "results/demo"
+    seed: int = 0
+    # model
+    hidden: int = 128
+    layers: int = 4
+    heads: int = 4
+    vocab: int = 300
+    # SFT on arith train problems [sft_from, sft_from + sft_problems)
+    sft_steps: int = 700
+    sft_batch: int = 32
+    sft_lr: float = 3e-3
+    sft_from: int = 2000
+    sft_problems: int = 3000
+    # pipeline on arith train problems [0, pipeline_problems)
+    pipeline_problems: int = 200
+    k: int = 4
+    rollout_m: int = 4
+    rectify_n: int = 8
+    verify_chosen: bool = True  # smoke: off, its model reaches answers only by luck
+    # preference training, matched budgets
+    pref_steps: int = 150
+    pref_batch: int = 16
+    beta: float = 0.1
+    pref_lr: float = 2e-4
+    # evaluation
+    test_problems: int = 500
+    data_dir: str | None = None
+    gsm8k_problems: int = 20
+
+
+SMOKE = dict(hidden=64, layers=2, heads=2, sft_steps=300, sft_batch=16, sft_problems=1000, pipeline_problems=16,
+             k=4, rollout_m=2, rectify_n=8, verify_chosen=False, pref_steps=4, pref_batch=4, test_problems=20,
+             gsm8k_problems=2)  # fmt: skip
+
+
+def _done(path: Path) -> bool:
+    return (path / "stepdpo_train.json").is_file() and (path / "config.json").is_file()
+
+
+def build_policy(cfg: DemoConfig, console: Console) -> Path:
+    """Phases 1: base model from scratch, then SFT.  Returns the SFT checkpoint (reused when complete)."""
+    from stepdpo_bench.tiny import build_tiny_checkpoint
+
+    from .sft import SFTConfig, sft
+
+    out = Path(cfg.out)
+    sft_dir = out / "sft"
+    if _done(sft_dir):
+        console.print(f"SFT model: reusing {sft_dir}", highlight=False)
+        return sft_dir
+    train = arith.generate("train").problems
+    corpus = [p.question + "\n" + (p.reference or "") for p in train[cfg.sft_from : cfg.sft_from + 1000]]
+    base = build_tiny_checkpoint(out / "base", corpus, vocab_size=cfg.vocab, hidden_size=cfg.hidden,
+                                 num_layers=cfg.layers, num_heads=cfg.heads, chat_template=False, seed=cfg.seed,
+                                 init_std=0.02, individual_digits=True)  # fmt: skip
+    problems = train[cfg.sft_from : cfg.sft_from + cfg.sft_problems]
+    with _bar(console) as bar:
+        tid = bar.add_task("SFT", total=cfg.sft_steps, loss="")
+        sft(SFTConfig(model=str(base), out=str(sft_dir), steps=cfg.sft_steps, batch_size=cfg.sft_batch,
+                      lr=cfg.sft_lr, seed=cfg.seed, log_every=5),
+            problems, log=lambda x: bar.update(tid, completed=x["step"], loss=f"loss {x['loss']:.3f}"))  # fmt: skip
+    return sft_dir
+
+
+def _bar(console: Console) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[loss]}"), TimeElapsedColumn(), console=console)  # fmt: skip
+
+
+def run_pipeline(cfg: DemoConfig, sft_dir: Path, console: Console) -> dict[str, Any]:
+    from .pipeline.config import PipelineConfig
+    from .pipeline.context import Pipeline
+    from .pipeline.run import STAGES, print_funnel, run_stages
+
+    pc = PipelineConfig(model=str(sft_dir), out=str(Path(cfg.out) / "pairs"), task="arith",
+                        limit=cfg.pipeline_problems, k=cfg.k, temperature=0.8, max_tokens=64, seed=cfg.seed,
+                        locators=["symbolic", "rollout"], rollout_m=cfg.rollout_m, rectify_n=cfg.rectify_n,
+                        verify_chosen=cfg.verify_chosen,
+                        contamination=["arith"]).validate()  # fmt: skip
+    funnel = run_stages(Pipeline(pc, console), STAGES)
+    print_funnel(funnel, console)
+    return funnel
+
+
+def train_pair(cfg: DemoConfig, method: str, sft_dir: Path, console: Console) -> Path:
+    from .train import TrainConfig, train
+
+    out = Path(cfg.out) / method
+    if (out / "stepdpo_train.json").is_file():
+        console.print(f"{method}: reusing {out}", highlight=False)
+        return out
+    data = Path(cfg.out) / "pairs" / ("step_dpo_pairs.jsonl" if method == "step-dpo" else "dpo_pairs.jsonl")
+    tc = TrainConfig(method=method, model=str(sft_dir), data=str(data), out=str(out), max_steps=cfg.pref_steps,
+                     beta=cfg.beta, lr=cfg.pref_lr, batch_size=cfg.pref_batch, prompt="arith-step",
+                     max_length=256, max_completion_length=128, seed=cfg.seed, save_steps=50)  # fmt: skip
+    console.print(f"training {method} from the SFT model ({cfg.pref_steps} steps, batch {cfg.pref_batch})",
+                  highlight=False)  # fmt: skip
+    return train(tc, log=lambda m: console.print(f"  {m}", highlight=False, markup=False))
+
+
+def evaluate_all(cfg: DemoConfig, models: dict[str, Path], console: Console) -> dict[str, dict[str, Any]]:
+    from stepdpo_bench.evaluate import EvalRequest, evaluate
+    from stepdpo_bench.samplers import SamplingParams, make_sampler
+
+    results = Path(cfg.out) / "results"
+    runs: dict[str, dict[str, Any]] = {}
+    for name, path in models.items():
+        sampler = make_sampler("hf", str(path), batch_size=64, dtype="float32")
+        try:
+            reqs = [EvalRequest(model=str(path), task="arith", limit=cfg.test_problems, out_dir=results,
+                                label=f"demo-{name}", sampling=SamplingParams(max_tokens=64))]  # fmt: skip
+            if cfg.data_dir:  # the real-task path: the same model on a GSM8K slice (it will score ~0)
+                reqs.append(EvalRequest(model=str(path), task="gsm8k", data_dir=Path(cfg.data_dir),
+                                        limit=cfg.gsm8k_problems, prompt="arith-step", out_dir=results,
+                                        label=f"demo-{name}", sampling=SamplingParams(max_tokens=64)))  # fmt: skip
+            for req in reqs:
+                res = evaluate(req, sampler, console)
+                runs[f"{name}/{req.task}"] = {"run": res.run_dir, "manifest": res.manifest}
+        finally:
+            sampler.close()
+    return runs
+
+
+def compare_table(runs: dict[str, dict[str, Any]]) -> tuple[Table, list[dict[str, Any]]]:
+    from stepdpo_bench.compare import paired, per_problem
+
+    t = Table(title="Paired comparisons on arith test (same problems; exact McNemar test)")
+    for h in ("baseline", "candidate", "acc A %", "acc B %", "diff (pts)", "95% CI", "p", "fixed", "broken"):
+        t.add_column(h, justify="left" if h in ("baseline", "candidate") else "right")
+    rows = []
+    scores = {k.split("/")[0]: per_problem(v["run"].read_samples()) for k, v in runs.items() if k.endswith("/arith")}
+    for a, b in (("sft", "dpo"), ("sft", "step-dpo"), ("dpo", "step-dpo")):
+        if a in scores and b in scores:
+            p = paired(scores[a], scores[b])
+            rows.append({"a": a, "b": b, **p.to_dict()})
+            t.add_row(a, b, f"{100 * p.acc_a:.1f}", f"{100 * p.acc_b:.1f}", f"{100 * p.diff:+.1f}",
+                      f"{100 * p.ci95[0]:+.1f} to {100 * p.ci95[1]:+.1f}", f"{p.p_value:.3g}", str(p.n_fixed),
+                      str(p.n_broken))  # fmt: skip
+    return t, rows
+
+
+def locator_accuracy(pairs_dir: Path) -> dict[str, dict[str, Any]]:
+    """Per locator: how often its located step is the exact first wrong step (arith truth), and samples spent."""
+    from stepdpo_bench.runs import RunDir, read_log
+
+    ptr = json.loads((pairs_dir / "collect.json").read_text())
+    samples = {f"{s['problem_id']}#{s['sample_idx']}": s for s in
+               RunDir(pairs_dir / "collect" / ptr["run_id"]).read_samples()}  # fmt: skip
+    problems = {p.id: p for p in arith.generate("train").problems}
+    out: dict[str, dict[str, Any]] = {}
+    for r in read_log(pairs_dir / "located.jsonl"):
+        s = samples[r["key"]]
+        truth = arith.first_wrong_step(problems[s["problem_id"]], list(s["steps"]))
+        o = out.setdefault(r["locator"], {"solutions": 0, "located": 0, "exact": 0, "truth_none": 0, "spent": 0})
+        o["solutions"] += 1
+        o["spent"] += r.get("spent", 0)
+        o["truth_none"] += truth is None
+        if r["step"] is not None:
+            o["located"] += 1
+            o["exact"] += r["step"] == truth
+    for o in out.values():
+        o["exact_of_located"] = o["exact"] / o["located"] if o["located"] else None
+        o["exact_of_all"] = o["exact"] / o["solutions"] if o["solutions"] else None
+    return out
+
+
+def run_demo(cfg: DemoConfig, console: Console | None = None) -> dict[str, Any]:
+    """All phases; returns (and writes to ``OUT/summary.json``) what was measured."""
+    from stepdpo_bench.store import ingest
+
+    console = console or Console(stderr=True)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "demo_config.json").write_text(json.dumps(asdict(cfg), indent=1))
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    console.rule("1/4  a tiny model, fine-tuned on arith")
+    sft_dir = build_policy(cfg, console)
+    timings["sft_s"] = time.perf_counter() - t0
+    console.rule("2/4  the Step-DPO pair pipeline")
+    funnel = run_pipeline(cfg, sft_dir, console)
+    timings["pipeline_s"] = time.perf_counter() - t0 - sum(timings.values())
+    if not funnel.get("build", {}).get("step-dpo pairs"):
+        raise RuntimeError("the pipeline produced no Step-DPO pairs; raise pipeline_problems or rectify_n")
+    console.rule("3/4  DPO and Step-DPO, same budget")
+    models = {"sft": sft_dir}
+    for method in ("dpo", "step-dpo"):
+        models[method] = train_pair(cfg, method, sft_dir, console)
+    timings["train_s"] = time.perf_counter() - t0 - sum(timings.values())
+    console.rule("4/4  evaluation and leaderboard")
+    runs = evaluate_all(cfg, models, console)
+    ingest(out / "results", log=lambda m: None)
+    timings["eval_s"] = time.perf_counter() - t0 - sum(timings.values())
+    from stepdpo_bench.cli import leaderboard_cmd
+
+    leaderboard_cmd(results=out / "results", db=None, task=None, tag=None, fmt="table")
+    table, comparisons = compare_table(runs)
+    Console().print(table)
+    summary = {
+        "config": asdict(cfg),
+        "accuracy": {k: v["manifest"]["metrics"]["accuracy"] for k, v in runs.items()},
+        "comparisons": comparisons,
+        "funnel": funnel,
+        "locators": locator_accuracy(out / "pairs"),
+        "timings_s": {**timings, "total_s": time.perf_counter() - t0},
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    Console().print(f"\nSee it in the app:  stepdpo-bench app --results {out / 'results'}\n"
+                    f"Summary: {out / 'summary.json'}", highlight=False, markup=False)  # fmt: skip
+    return summary
+
+
+def config_for(out: str, smoke: bool, seed: int, data_dir: str | None) -> DemoConfig:
+    cfg = DemoConfig(out=out, seed=seed, data_dir=data_dir)
+    return replace(cfg, **SMOKE) if smoke else cfg

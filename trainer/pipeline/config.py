@@ -1,0 +1,132 @@
+"""One pipeline's settings: a YAML file (``pairs.yaml``) with every key optional but ``model`` and ``out``.
+
+The same file drives every stage, so ``pairs run`` and four separate ``pairs <stage>`` calls do the same work
+in the same directory, and a rerun with the same file resumes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+LOCATORS = ("symbolic", "rollout", "judge")
+
+
+class PipelineError(ValueError):
+    """Bad pipeline input or a dependency that failed: one line that names what and says what to do."""
+
+
+@dataclass
+class PipelineConfig:
+    model: str = ""
+    out: str = ""
+    backend: str = "hf"  # the policy's sampler: hf | vllm | openai
+    base_urls: list[str] = field(default_factory=list)  # for backend openai
+    dtype: str | None = None
+    # training problems
+    task: str = "arith"
+    split: str = "train"
+    data_dir: str | None = None
+    limit: int | None = None
+    task_seed: int = 0
+    question_field: str = "question"
+    answer_field: str = "answer"
+    convention: str = "math"  # for jsonl:PATH tasks
+    prompt: str | None = None  # a *-step prompt; default: arith-step for arith, else qwen2-boxed-step
+    # collect
+    k: int = 4
+    temperature: float = 0.8
+    top_p: float = 1.0
+    max_tokens: int = 512
+    seed: int = 0
+    # locate
+    locators: list[str] = field(default_factory=lambda: ["symbolic"])
+    locator: str | None = None  # whose locations rectify uses; default the first of ``locators``
+    rollout_m: int = 8
+    rollout_alpha: float = 0.1
+    judge_model: str | None = None
+    judge_base_urls: list[str] = field(default_factory=list)
+    judge_api_key: str | None = None
+    judge_max_tokens: int = 1024
+    judge_timeout: float = 120.0
+    judge_retries: int = 3
+    # rectify
+    rectify_n: int = 8
+    verify_chosen: bool = True  # drop continuations with checkably false arithmetic (lucky answers)
+    # pairs
+    pairs_per_error: int = 1
+    contamination: list[str] | None = None  # eval tasks to guard against; default: by the task (see contamination)
+    ngram: int = 13
+    chunk_size: int = 64  # solutions per resumable chunk in locate and rectify
+
+    @property
+    def primary_locator(self) -> str:
+        return self.locator or self.locators[0]
+
+    def validate(self) -> PipelineConfig:
+        if not self.model:
+            raise PipelineError("no policy model: set `model:` in the config or pass --model")
+        if not self.out:
+            raise PipelineError("no pipeline directory: set `out:` in the config or pass --out")
+        bad = [x for x in self.locators if x not in LOCATORS]
+        if bad or not self.locators:
+            raise PipelineError(f"locators: {bad or 'none given'}; choose from {', '.join(LOCATORS)}")
+        if self.primary_locator not in self.locators:
+            raise PipelineError(f"locator {self.primary_locator!r} is not among locators {self.locators}")
+        if "judge" in self.locators and not (self.judge_model and self.judge_base_urls):
+            raise PipelineError("the judge locator needs judge_model and judge_base_urls (an OpenAI-compatible /v1)")
+        if self.k < 1 or self.rollout_m < 1 or self.rectify_n < 1 or self.pairs_per_error < 1:
+            raise PipelineError("k, rollout_m, rectify_n and pairs_per_error must be at least 1")
+        return self
+
+
+def _coerce(name: str, value: Any, where: str) -> Any:
+    """YAML and ``--set key=value`` strings into the field's type; a wrong type names the key."""
+    f = {x.name: x for x in dataclasses.fields(PipelineConfig)}.get(name)
+    if f is None:
+        known = ", ".join(x.name for x in dataclasses.fields(PipelineConfig))
+        raise PipelineError(f"{where}: unknown key {name!r}; known keys: {known}")
+    kind = str(f.type)
+    if value is None:
+        return None
+    if kind.startswith("list"):
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise PipelineError(f"{where}: {name} must be a list")
+        return [str(v) for v in value]
+    try:
+        if kind.startswith("int"):
+            return int(value)
+        if kind.startswith("float"):
+            return float(value)
+        if kind == "bool":
+            return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
+    except (TypeError, ValueError):
+        raise PipelineError(f"{where}: {name} must be {kind.split()[0]}, got {value!r}") from None
+    return str(value)
+
+
+def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> PipelineConfig:
+    """Config from YAML (optional) with overrides on top (CLI options, ``--set``)."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        import yaml
+
+        try:
+            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except OSError as exc:
+            raise PipelineError(f"{path}: cannot read config ({exc.strerror})") from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f":{mark.line + 1}" if mark else ""
+            raise PipelineError(f"{path}{line}: not valid YAML") from None
+        if not isinstance(raw, dict):
+            raise PipelineError(f"{path}: expected a mapping of settings")
+        values = {k: _coerce(k, v, str(path)) for k, v in raw.items()}
+    for k, v in (overrides or {}).items():
+        if v is not None:
+            values[k] = _coerce(k, v, "--set" if isinstance(v, str) else f"--{k.replace('_', '-')}")
+    return PipelineConfig(**values).validate()

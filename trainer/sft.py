@@ -1,0 +1,110 @@
+"""Supervised fine-tuning on worked solutions: how the demo turns a random tiny model into a policy worth correcting.
+
+Step-DPO starts from a model that already writes ``Step k:`` solutions and makes step errors.  The demo has no
+Hub model to start from, so it builds one: the problem rendered with the harness's prompt template (the same
+string ``eval`` sends), the reference solution after it, loss on the solution tokens only.  A plain torch loop:
+the model is small and the machine is a CPU, so there is nothing for accelerate to distribute.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from stepdpo_bench.prompts import get_template
+from stepdpo_bench.tasks import Problem
+
+from .train import LOG, TAG
+
+
+@dataclass
+class SFTConfig:
+    model: str
+    out: str
+    prompt: str = "arith-step"
+    steps: int = 400
+    batch_size: int = 32
+    lr: float = 3e-3
+    warmup: int = 20
+    weight_decay: float = 0.01
+    seed: int = 0
+    log_every: int = 10
+
+
+def sft_examples(problems: Sequence[Problem], prompt: str, tokenizer: Any) -> list[tuple[list[int], list[int]]]:
+    """(prompt ids, solution ids + EOS) per problem with a reference solution.  The template's assistant prefix
+    (``Step 1: ``) is already in the prompt, so it is cut from the front of the reference."""
+    template = get_template(prompt)
+    out = []
+    for p in problems:
+        if not p.reference:
+            raise ValueError(f"problem {p.id}: no reference solution to fine-tune on")
+        ref = p.reference.removeprefix(template.assistant_prefix)
+        head = template.template.format(question=p.question)
+        ids_p = tokenizer(head, add_special_tokens=False).input_ids
+        ids_c = [*tokenizer(ref, add_special_tokens=False).input_ids, tokenizer.eos_token_id]
+        out.append((ids_p, ids_c))
+    return out
+
+
+def sft(cfg: SFTConfig, problems: Sequence[Problem], log: Callable[[dict[str, Any]], None] | None = None) -> Path:
+    """Fine-tune ``cfg.model`` on ``problems``; save a checkpoint to ``cfg.out`` with a loss log beside it."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, get_cosine_schedule_with_warmup
+
+    torch.manual_seed(cfg.seed)
+    rng = random.Random(cfg.seed)
+    tok = AutoTokenizer.from_pretrained(cfg.model)
+    model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.float32)
+    data = sft_examples(problems, cfg.prompt, tok)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = get_cosine_schedule_with_warmup(opt, cfg.warmup, cfg.steps)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / LOG).unlink(missing_ok=True)
+    model.train()
+    t0 = time.perf_counter()
+    order: list[int] = []
+    for step in range(1, cfg.steps + 1):
+        if len(order) < cfg.batch_size:
+            fresh = list(range(len(data)))
+            rng.shuffle(fresh)
+            order += fresh
+        batch = [data[i] for i in order[: cfg.batch_size]]
+        del order[: cfg.batch_size]
+        width = max(len(a) + len(b) for a, b in batch)
+        ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        labels = torch.full((len(batch), width), -100, dtype=torch.long)
+        attn = torch.zeros((len(batch), width), dtype=torch.long)
+        for r, (a, b) in enumerate(batch):  # right padding; labels only on the solution
+            seq = a + b
+            ids[r, : len(seq)] = torch.tensor(seq)
+            labels[r, len(a) : len(seq)] = torch.tensor(b)
+            attn[r, : len(seq)] = 1
+        loss = model(input_ids=ids, attention_mask=attn, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad()
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            line = {"step": step, "loss": loss.item(), "lr": sched.get_last_lr()[0],
+                    "steps_per_s": step / max(time.perf_counter() - t0, 1e-9)}  # fmt: skip
+            with (out / LOG).open("a") as f:
+                f.write(json.dumps(line) + "\n")
+            if log:
+                log(line)
+        if not math.isfinite(loss.item()):
+            raise ValueError(f"SFT diverged at step {step} (loss {loss.item()}); lower the learning rate")
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    tag = {"method": "sft", "base_model": cfg.model, "steps": cfg.steps, "examples": len(data), **asdict(cfg)}
+    (out / TAG).write_text(json.dumps(tag, indent=1))
+    return out
