@@ -42,16 +42,20 @@ class DemoConfig:
     sft_from: int = 2000
     sft_problems: int = 3000
     # pipeline on arith train problems [0, pipeline_problems)
-    pipeline_problems: int = 200
+    pipeline_problems: int = 1000
     k: int = 4
     rollout_m: int = 4
-    rectify_n: int = 8
+    rollout_solutions: int = 200  # rollout runs beside symbolic on this many wrong solutions, for comparison
+    rectify_n: int = 4
+    pairs_per_error: int = 2
     verify_chosen: bool = True  # smoke: off, its model reaches answers only by luck
-    # preference training, matched budgets
-    pref_steps: int = 150
+    # preference training, matched budgets.  DPO-Positive: plain DPO on pairs that differ by a digit pushes the
+    # chosen step down too and loses accuracy here (docs/demo.md); chosen on a validation slice of arith train
+    pref_steps: int = 40
     pref_batch: int = 16
     beta: float = 0.1
-    pref_lr: float = 2e-4
+    pref_lr: float = 1e-4
+    loss_type: str = "dpop"
     # evaluation
     test_problems: int = 500
     data_dir: str | None = None
@@ -59,8 +63,8 @@ class DemoConfig:
 
 
 SMOKE = dict(hidden=64, layers=2, heads=2, sft_steps=300, sft_batch=16, sft_problems=1000, pipeline_problems=16,
-             k=4, rollout_m=2, rectify_n=8, verify_chosen=False, pref_steps=4, pref_batch=4, test_problems=20,
-             gsm8k_problems=2)  # fmt: skip
+             k=4, rollout_m=2, rollout_solutions=16, rectify_n=8, verify_chosen=False, pref_steps=4, pref_batch=4,
+             test_problems=20, gsm8k_problems=2)  # fmt: skip
 
 
 def _done(path: Path) -> bool:
@@ -107,7 +111,8 @@ def run_pipeline(cfg: DemoConfig, sft_dir: Path, console: Console) -> dict[str, 
     pc = PipelineConfig(model=str(sft_dir), out=str(Path(cfg.out) / "pairs"), task="arith",
                         limit=cfg.pipeline_problems, k=cfg.k, temperature=0.8, max_tokens=64, seed=cfg.seed,
                         locators=["symbolic", "rollout"], rollout_m=cfg.rollout_m, rectify_n=cfg.rectify_n,
-                        verify_chosen=cfg.verify_chosen,
+                        verify_chosen=cfg.verify_chosen, compare_limit=cfg.rollout_solutions,
+                        pairs_per_error=cfg.pairs_per_error,
                         contamination=["arith"]).validate()  # fmt: skip
     funnel = run_stages(Pipeline(pc, console), STAGES)
     print_funnel(funnel, console)
@@ -124,7 +129,8 @@ def train_pair(cfg: DemoConfig, method: str, sft_dir: Path, console: Console) ->
     data = Path(cfg.out) / "pairs" / ("step_dpo_pairs.jsonl" if method == "step-dpo" else "dpo_pairs.jsonl")
     tc = TrainConfig(method=method, model=str(sft_dir), data=str(data), out=str(out), max_steps=cfg.pref_steps,
                      beta=cfg.beta, lr=cfg.pref_lr, batch_size=cfg.pref_batch, prompt="arith-step",
-                     max_length=256, max_completion_length=128, seed=cfg.seed, save_steps=50)  # fmt: skip
+                     loss_type=cfg.loss_type, max_length=256, max_completion_length=128, seed=cfg.seed,
+                     save_steps=20)  # fmt: skip
     console.print(f"training {method} from the SFT model ({cfg.pref_steps} steps, batch {cfg.pref_batch})",
                   highlight=False)  # fmt: skip
     return train(tc, log=lambda m: console.print(f"  {m}", highlight=False, markup=False))

@@ -6,6 +6,10 @@ whole solution for DPO) under the policy and the reference.  ``logits = (pi_c - 
 - ``sigmoid`` (DPO, Rafailov et al.): ``-log sigmoid(beta * logits)``, with conservative label smoothing
   ``ls``: ``-(1 - ls) log sigmoid(beta * logits) - ls * log sigmoid(-beta * logits)``.
 - ``ipo`` (Azar et al.): ``(logits - 1 / (2 * beta))^2`` on length-averaged log-probs (the caller averages).
+- ``dpop`` (DPO-Positive, Pal et al. 2024): ``-log sigmoid(beta * (logits - lam * max(0, ref_c - pi_c)))``.
+  Pairs that differ in a token or two (a wrong digit in one step: Step-DPO's typical pair) let plain DPO widen
+  the margin by pushing *both* completions down; the penalty stops the chosen one from falling below the
+  reference.
 
 Rewards are ``beta * (policy - reference)`` log-prob differences, detached, as TRL logs them.
 """
@@ -15,7 +19,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-LOSS_TYPES = ("sigmoid", "ipo")
+LOSS_TYPES = ("sigmoid", "ipo", "dpop")
 
 
 def dpo_loss(
@@ -26,11 +30,15 @@ def dpo_loss(
     beta: float = 0.1,
     label_smoothing: float = 0.0,
     loss_type: str = "sigmoid",
+    dpop_lambda: float = 50.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-example losses, chosen rewards and rejected rewards."""
     logits = (policy_chosen - policy_rejected) - (ref_chosen - ref_rejected)
     if loss_type == "sigmoid":
         losses = -F.logsigmoid(beta * logits) * (1 - label_smoothing) - F.logsigmoid(-beta * logits) * label_smoothing
+    elif loss_type == "dpop":
+        penalty = torch.clamp(ref_chosen - policy_chosen, min=0)
+        losses = -F.logsigmoid(beta * (logits - dpop_lambda * penalty))
     elif loss_type == "ipo":
         losses = (logits - 1 / (2 * beta)) ** 2
     else:

@@ -40,6 +40,8 @@ class TrainConfig:
     warmup_ratio: float = 0.1
     max_grad_norm: float = 1.0
     label_smoothing: float = 0.0
+    dpop_lambda: float = 50.0  # loss_type dpop: weight of the penalty on chosen falling below the reference
+    rpo_alpha: float = 0.0  # weight of an NLL term on the chosen completion (RPO; TRL's rpo_alpha)
     loss_type: str = "sigmoid"
     reference: str = "precompute"  # precompute | frozen | none
     prompt: str = "qwen2-boxed"
@@ -178,8 +180,11 @@ def train(cfg: TrainConfig, log: Any = print) -> Path:
                 pc, pr = lp[:n], lp[n:]
                 if cfg.loss_type == "ipo":  # IPO works on length-averaged log-probs
                     pc, pr, rc, rr = pc / lens[:n], pr / lens[n:], rc / lens[:n], rr / lens[n:]
-                losses, cr, rj = dpo_loss(pc, pr, rc, rr, cfg.beta, cfg.label_smoothing, cfg.loss_type)
+                losses, cr, rj = dpo_loss(pc, pr, rc, rr, cfg.beta, cfg.label_smoothing, cfg.loss_type,
+                                              cfg.dpop_lambda)  # fmt: skip
                 loss = losses.mean()
+                if cfg.rpo_alpha:  # keeps the chosen text likely while the margin grows (likelihood displacement)
+                    loss = loss + cfg.rpo_alpha * (-(lp[:n] / lens[:n])).mean()
                 acc.backward(loss)
                 if acc.sync_gradients:
                     acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)

@@ -2,7 +2,8 @@
 
 The embedded default task: generated from a seed (no download), small enough for a tiny CPU model, and every
 step's truth is known, so step locators can be scored exactly.  Train and test come from disjoint seed streams
-and the train split drops any question that also occurs in test.
+and the train split drops any question that equals a test question or shares a 13-word run with one (the
+pipeline's contamination guard would drop those pairs anyway).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import random
 import re
 from dataclasses import dataclass
 
+from ..overlap import OverlapIndex
 from .base import Problem, Task, sha256_records
 
 NAMES = ("Ava", "Ben", "Cleo", "Dan", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jade")
@@ -68,9 +70,10 @@ def generate(split: str = "test", n: int | None = None, seed: int = 0, cfg: Arit
         raise ValueError(f"arith has splits {', '.join(SPLIT_SEEDS)}, not {split!r}")
     cfg = cfg or ArithConfig()
     n = DEFAULT_SIZES[split] if n is None else n
-    exclude: set[str] = set()
-    if split == "train":
-        exclude = {p.question for p in generate("test", DEFAULT_SIZES["test"], seed, cfg).problems}
+    test_index = OverlapIndex()
+    if split == "train":  # no train problem equals, or shares a 13-word run with, a test problem
+        for p in generate("test", DEFAULT_SIZES["test"], seed, cfg).problems:
+            test_index.add(p.id, p.question)
     rng = random.Random(SPLIT_SEEDS[split] + 7919 * seed)
     problems: list[Problem] = []
     seen: set[str] = set()
@@ -78,7 +81,7 @@ def generate(split: str = "test", n: int | None = None, seed: int = 0, cfg: Arit
     while len(problems) < n and attempts < 50 * max(n, 1):
         attempts += 1
         question, steps, answer = _problem(rng, cfg)
-        if question in seen or question in exclude:
+        if question in seen or (split == "train" and test_index.match(question)):
             continue
         seen.add(question)
         labelled = tuple(f"Step {k}: {s}" for k, s in enumerate(steps, 1))

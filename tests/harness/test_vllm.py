@@ -159,3 +159,26 @@ def test_a_trained_checkpoint_loads_in_vllm(tiny_ckpt, tmp_path):
     (run,) = runs_by_task(tmp_path / "results").values()
     m = run.manifest()
     assert m["status"] == "done" and m["model"]["method"] == "step-dpo" and m["sampling"]["backend"] == "vllm"
+
+
+def test_judge_locator_against_real_vllm_serve(vllm_server, arith_policy, tmp_path):
+    """The judge locator's requests go to a real OpenAI-compatible server (chat endpoint) and every reply is
+    recorded and read: our random-weights judge writes no verdicts, so they count as unparseable, never guessed."""
+    import yaml
+
+    from stepdpo_bench.runs import read_log
+
+    cfg = {"model": str(arith_policy), "out": str(tmp_path / "pipe"), "limit": 3, "k": 2, "max_tokens": 48,
+           "locators": ["judge"], "judge_model": "tiny", "judge_base_urls": [vllm_server],
+           "judge_max_tokens": 24}  # fmt: skip
+    f = tmp_path / "pairs.yaml"
+    f.write_text(yaml.safe_dump(cfg))
+    res = _cli("pairs", "run", "--config", f)
+    assert res.exit_code == 0, res.output
+    rows = read_log(tmp_path / "pipe" / "located.jsonl")
+    funnel = json.loads((tmp_path / "pipe" / "funnel.json").read_text())
+    assert rows and funnel["locate"]["judge: samples spent"] == len(rows) == funnel["collect"]["wrong (with an answer)"]
+    outcomes = {r["outcome"] for r in rows}
+    assert outcomes <= {"unparseable", "located", "none", "invalid"}
+    assert sum(funnel["locate"].get(f"judge: {o}", 0) for o in outcomes) == len(rows)
+    assert all("evidence" in r and r["locator"] == "judge" for r in rows)  # the reply itself is kept

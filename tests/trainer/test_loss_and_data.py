@@ -38,6 +38,19 @@ def test_label_smoothing_and_ipo_match_trl_formulas():
     assert torch.allclose(losses, trl_sigmoid)
     ipo, _, _ = dpo_loss(_t(PC), _t(PR), _t(RC), _t(RR), beta, loss_type="ipo")
     assert torch.allclose(ipo, (logits - 1 / (2 * beta)) ** 2)
+
+
+def test_dpop_penalises_only_a_chosen_completion_below_its_reference():
+    beta, lam = 0.1, 50.0
+    plain, _, _ = dpo_loss(_t(PC), _t(PR), _t(RC), _t(RR), beta)
+    dpop, _, _ = dpo_loss(_t(PC), _t(PR), _t(RC), _t(RR), beta, loss_type="dpop", dpop_lambda=lam)
+    # example 0: chosen above its reference (-5.0 > -5.5): no penalty; example 1: also above (-3.0 > -3.5)
+    assert torch.allclose(dpop, plain)
+    below = _t([-6.0, -3.0])  # example 0 now 0.5 below its reference
+    dpop, _, _ = dpo_loss(below, _t(PR), _t(RC), _t(RR), beta, loss_type="dpop", dpop_lambda=lam)
+    logits0 = (-6.0 - PR[0]) - (RC[0] - RR[0])
+    expected = -math.log(1 / (1 + math.exp(-beta * (logits0 - lam * 0.5))))
+    assert dpop[0].item() == pytest.approx(expected, abs=1e-12) and dpop[0].item() > plain[0].item()
     with pytest.raises(ValueError, match="unknown loss_type"):
         dpo_loss(_t(PC), _t(PR), _t(RC), _t(RR), loss_type="kto")
 

@@ -44,6 +44,7 @@ class PipelineConfig:
     # locate
     locators: list[str] = field(default_factory=lambda: ["symbolic"])
     locator: str | None = None  # whose locations rectify uses; default the first of ``locators``
+    compare_limit: int | None = None  # the other locators see only the first N wrong solutions (bounded cost)
     rollout_m: int = 8
     rollout_alpha: float = 0.1
     judge_model: str | None = None
