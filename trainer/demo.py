@@ -244,7 +244,7 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> dict[str, Any]:
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     Console().print(f"\nSee it in the app:  stepdpo-bench app --results {out / 'results'}\n"
-                    f"Summary: {out / 'summary.json'}", highlight=False, markup=False)  # fmt: skip
+                    f"Summary: {out / 'summary.json'}", highlight=False, markup=False, soft_wrap=True)  # fmt: skip
     return summary
 
 

@@ -1,7 +1,8 @@
 """Fixture runs for the store and app tests, produced by the real harness on tiny checkpoints.
 
 Two checkpoints (a "DPO" and a "Step-DPO" model on the same base) are evaluated with the hf backend on arith.
-Random weights answer nothing right, so some completions are then rewritten to state the gold answer and the
+Random weights answer (almost) nothing right, so some completions are then rewritten to state the gold answer
+(and a lucky guess elsewhere is made wrong) and the
 runs are re-scored with the real ``regrade`` path: a controlled perturbation that gives the comparison pages
 known fixed/broken sets (A right on problems 0-9, B right on 5-19).  B is first marked as graded by an older
 grader, so its regrade lands as a new run (``regraded_from``) and the Audit page has 15 disagreements.  Two
@@ -25,9 +26,14 @@ B_RIGHT = set(range(5, 20))
 
 
 def _plant(run: RunDir, right: set[int]) -> None:
+    from stepdpo_bench.grading import grade
+
     rows = run.read_samples()
     for r in rows:
-        if int(r["problem_id"].rsplit("/", 1)[1]) in right:
+        if int(r["problem_id"].rsplit("/", 1)[1]) not in right and grade(r["completion"], r["gold"], "arith").correct:
+            r["completion"] += f"\nThe answer is: {int(r['gold']) + 1}"  # a random model's lucky guess, undone
+            r["correct"], r["pred"] = False, str(int(r["gold"]) + 1)
+        elif int(r["problem_id"].rsplit("/", 1)[1]) in right:
             r["completion"] = f"Step 1: compute.\nStep 2: so it is {r['gold']}.\nThe answer is: {r['gold']}"
             r["steps"] = ["Step 1: compute.", f"Step 2: so it is {r['gold']}.\nThe answer is: {r['gold']}"]
     run.compact(rows)

@@ -131,7 +131,8 @@ def test_subject_bound_and_several_tasks(results):
     two = sorted(int(r["problem_id"].rsplit("/", 1)[1]) for r in rows if r["subject"] == "2-step")
     right = set(range(0, N, 2))
     lost = set([i for i in two if i in right][:12])
-    _with_correct(base, results / "cand", right - lost | set(sorted(set(range(1, N, 2)))[:10]))
+    gained = set([i for i in range(1, N, 2) if i not in two][:10])  # fixed elsewhere: overall about -1 point
+    _with_correct(base, results / "cand", right - lost | gained)
     plain = _check(results, "--candidate", "cand", "--max-drop", "5")
     assert plain.exit_code in (0, 3), plain.output  # overall about -1 point: within a 5-point margin
     bounded = _check(results, "--candidate", "cand", "--max-drop", "5", "--max-subject-drop", "3")
