@@ -1,11 +1,11 @@
 """Locator accuracy on ``arith``, where the true first wrong step is known exactly.
 
-Reads the solutions the demo's SFT model wrote (``stepdpo-bench demo`` first), locates their first wrong step
-with ``symbolic`` and with ``rollout`` at several m, and prints per locator: how many it located, how many of
-those are the exact first wrong step (``arith.first_wrong_step``), and the policy samples spent, against the
-m·n a linear scan over steps would spend.
+Reads the solutions the demo's SFT model wrote (``stepdpo-bench demo`` first), locates the first wrong step of
+the first ``--solutions`` wrong ones with ``symbolic`` and with ``rollout`` at several m, and prints per
+locator: how many it located, how many of those are the exact first wrong step (``arith.first_wrong_step``), and
+the policy samples spent, against the m·n a linear scan over steps would spend.
 
-    python bench/locate.py --demo results/demo --m 2 4 8
+    python bench/locate.py --demo results/demo --m 2 4 8 --solutions 200
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--demo", type=Path, default=Path("results/demo"))
     ap.add_argument("--m", type=int, nargs="+", default=[2, 4, 8])
+    ap.add_argument("--solutions", type=int, default=200, help="wrong solutions located (the first N)")
     args = ap.parse_args()
     src = args.demo / "pairs"
     base = json.loads((src / "config.json").read_text())["config"]
@@ -36,32 +37,41 @@ def main() -> None:
     table = Table(title="First-wrong-step locators on arith (truth: exact)")
     for h in ("locator", "solutions", "located", "exact / located", "exact / all", "samples", "linear scan", "s"):
         table.add_column(h, justify="left" if h == "locator" else "right")
-    for name, m in [("symbolic", 0)] + [("rollout", m) for m in args.m]:
-        out = args.demo / "bench_locate" / f"{name}-m{m}"
+
+    def stats(rows: list[dict], m: int) -> tuple[int, int, int, int]:
+        located = exact = spent = scan = 0
+        for r in rows:
+            steps = sols[r["key"]].steps
+            spent += r.get("spent", 0)
+            scan += m * len(steps)
+            if r["step"] is not None:
+                located += 1
+                exact += r["step"] == arith.first_wrong_step(problems[r["problem_id"]], steps)
+        return located, exact, spent, scan
+
+    sols: dict = {}
+    for i, m in enumerate(args.m):
+        out = args.demo / "bench_locate" / f"m{m}"
         if out.exists():
             shutil.rmtree(out)
         out.mkdir(parents=True)
         (out / "collect").symlink_to((src / "collect").resolve())
         shutil.copy(src / "collect.json", out / "collect.json")
-        cfg = PipelineConfig(**{**base, "out": str(out), "locators": [name], "rollout_m": max(m, 1)}).validate()
-        pipe = Pipeline(cfg, Console(stderr=True))
+        cfg = PipelineConfig(**{**base, "out": str(out), "locators": ["symbolic", "rollout"], "rollout_m": m,
+                                "compare_limit": args.solutions}).validate()  # fmt: skip
         t0 = time.perf_counter()
-        run_stages(pipe, ["locate"])
+        run_stages(Pipeline(cfg, Console(stderr=True)), ["locate"])
         secs = time.perf_counter() - t0
         sols = {s.key: s for s in Pipeline(cfg).wrong_solutions()}
         rows = [json.loads(x) for x in (out / "located.jsonl").read_text().splitlines()]
-        located = exact = spent = scan = 0
-        for r in rows:
-            steps = sols[r["key"]].steps
-            truth = arith.first_wrong_step(problems[r["problem_id"]], steps)
-            spent += r.get("spent", 0)
-            scan += m * len(steps)
-            if r["step"] is not None:
-                located += 1
-                exact += r["step"] == truth
-        table.add_row(name if not m else f"rollout m={m}", str(len(rows)), str(located),
-                      f"{exact / max(located, 1):.3f}", f"{exact / max(len(rows), 1):.3f}", f"{spent:,}",
-                      f"{scan:,}" if m else "-", f"{secs:.0f}")  # fmt: skip
+        keys = {r["key"] for r in rows if r["locator"] == "rollout"}
+        todo = [("rollout", m)] if i else [("symbolic", 0), ("rollout", m)]
+        for name, mm in todo:
+            mine = [r for r in rows if r["locator"] == name and r["key"] in keys]
+            located, exact, spent, scan = stats(mine, mm)
+            table.add_row(name if not mm else f"rollout m={mm}", str(len(mine)), str(located),
+                          f"{exact / max(located, 1):.3f}", f"{exact / max(len(mine), 1):.3f}", f"{spent:,}",
+                          f"{scan:,}" if mm else "-", f"{secs:.0f}" if mm else "0")  # fmt: skip
     Console().print(table)
 
 
