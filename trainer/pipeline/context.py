@@ -112,8 +112,8 @@ class Pipeline:
         if self._policy is None:
             c = self.cfg
             self._policy = make_sampler(c.backend, c.model, base_urls=c.base_urls, dtype=c.dtype,
-                                        batch_size=64 if c.backend == "hf" else None, seed=c.seed,
-                                        enforce_eager=True if c.backend == "vllm" else None)  # fmt: skip
+                                        batch_size=c.batch_size, seed=c.seed,
+                                        enforce_eager=c.enforce_eager)  # fmt: skip
         return self._policy
 
     def close(self) -> None:
