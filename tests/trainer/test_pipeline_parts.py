@@ -87,7 +87,8 @@ def test_arith_truth_catches_true_equations_with_wrong_operands():
     assert arith.first_wrong_step(p, good) is None
     a, rest = p.steps[0].split(": ", 1)[1].split(" ", 1)
     lhs_op, b = rest.split(" = ")[0].split(" ")
-    wrong_operand = f"Step 1: {a} {lhs_op} {int(b) + 1} = {eval(f'{a}{lhs_op}{int(b) + 1}')}"  # test data only
+    value = int(a) + (int(b) + 1) * (1 if lhs_op == "+" else -1)
+    wrong_operand = f"Step 1: {a} {lhs_op} {int(b) + 1} = {value}"  # true arithmetic, wrong operand
     assert arith.first_wrong_step(p, [wrong_operand, *good[1:]]) == 0
     assert arith.first_wrong_step(p, good[:1]) == 0 if len(p.steps) > 1 else True
     assert arith.first_wrong_step(p, [*p.steps, "The answer is: 99999"]) == len(p.steps)

@@ -7,12 +7,10 @@ the trainer will tokenize it (``response_head``), so what the pipeline samples a
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 
@@ -146,7 +144,3 @@ class Pipeline:
 def initial_text(steps_before: list[str]) -> str:
     """The ``initial_reason_steps`` text: the correct steps before the judged one, one per line."""
     return "".join(s + "\n" for s in steps_before)
-
-
-def stable_hash(*parts: Any) -> str:
-    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
