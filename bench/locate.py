@@ -19,7 +19,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from stepdpo_bench.tasks import arith
+from trainer.demo import locator_accuracy
 from trainer.pipeline.config import PipelineConfig
 from trainer.pipeline.context import Pipeline
 from trainer.pipeline.run import run_stages
@@ -33,23 +33,10 @@ def main() -> None:
     args = ap.parse_args()
     src = args.demo / "pairs"
     base = json.loads((src / "config.json").read_text())["config"]
-    problems = {p.id: p for p in arith.generate("train").problems}
     table = Table(title="First-wrong-step locators on arith (truth: exact)")
     for h in ("locator", "solutions", "located", "exact / located", "exact / all", "samples", "linear scan", "s"):
         table.add_column(h, justify="left" if h == "locator" else "right")
 
-    def stats(rows: list[dict], m: int) -> tuple[int, int, int, int]:
-        located = exact = spent = scan = 0
-        for r in rows:
-            steps = sols[r["key"]].steps
-            spent += r.get("spent", 0)
-            scan += m * len(steps)
-            if r["step"] is not None:
-                located += 1
-                exact += r["step"] == arith.first_wrong_step(problems[r["problem_id"]], steps)
-        return located, exact, spent, scan
-
-    sols: dict = {}
     for i, m in enumerate(args.m):
         out = args.demo / "bench_locate" / f"m{m}"
         if out.exists():
@@ -62,16 +49,12 @@ def main() -> None:
         t0 = time.perf_counter()
         run_stages(Pipeline(cfg, Console(stderr=True)), ["locate"])
         secs = time.perf_counter() - t0
-        sols = {s.key: s for s in Pipeline(cfg).wrong_solutions()}
-        rows = [json.loads(x) for x in (out / "located.jsonl").read_text().splitlines()]
-        keys = {r["key"] for r in rows if r["locator"] == "rollout"}
-        todo = [("rollout", m)] if i else [("symbolic", 0), ("rollout", m)]
-        for name, mm in todo:
-            mine = [r for r in rows if r["locator"] == name and r["key"] in keys]
-            located, exact, spent, scan = stats(mine, mm)
-            table.add_row(name if not mm else f"rollout m={mm}", str(len(mine)), str(located),
-                          f"{exact / max(located, 1):.3f}", f"{exact / max(len(mine), 1):.3f}", f"{spent:,}",
-                          f"{scan:,}" if mm else "-", f"{secs:.0f}" if mm else "0")  # fmt: skip
+        acc = locator_accuracy(out, same_as="rollout")
+        for name in ("rollout",) if i else ("symbolic", "rollout"):
+            o, mm = acc[name], m if name == "rollout" else 0
+            table.add_row(name if not mm else f"rollout m={mm}", str(o["solutions"]), str(o["located"]),
+                          f"{o['exact_of_located'] or 0:.3f}", f"{o['exact_of_all'] or 0:.3f}", f"{o['spent']:,}",
+                          f"{mm * o['steps']:,}" if mm else "-", f"{secs:.0f}" if mm else "0")  # fmt: skip
     Console().print(table)
 
 

@@ -177,21 +177,29 @@ def compare_table(runs: dict[str, dict[str, Any]]) -> tuple[Table, list[dict[str
     return t, rows
 
 
-def locator_accuracy(pairs_dir: Path) -> dict[str, dict[str, Any]]:
-    """Per locator: how often its located step is the exact first wrong step (arith truth), and samples spent."""
+def locator_accuracy(pairs_dir: Path, same_as: str | None = None) -> dict[str, dict[str, Any]]:
+    """Per locator: how often its located step is the exact first wrong step (arith truth), the samples spent
+    and the steps of the solutions it saw.  ``same_as``: count only the solutions that locator saw (locators
+    compared on the same solutions)."""
     from stepdpo_bench.runs import RunDir, read_log
 
     ptr = json.loads((pairs_dir / "collect.json").read_text())
     samples = {f"{s['problem_id']}#{s['sample_idx']}": s for s in
                RunDir(pairs_dir / "collect" / ptr["run_id"]).read_samples()}  # fmt: skip
     problems = {p.id: p for p in arith.generate("train").problems}
+    rows = read_log(pairs_dir / "located.jsonl")
+    keep = {r["key"] for r in rows if r["locator"] == same_as} if same_as else None
     out: dict[str, dict[str, Any]] = {}
-    for r in read_log(pairs_dir / "located.jsonl"):
+    for r in rows:
+        if keep is not None and r["key"] not in keep:
+            continue
         s = samples[r["key"]]
         truth = arith.first_wrong_step(problems[s["problem_id"]], list(s["steps"]))
-        o = out.setdefault(r["locator"], {"solutions": 0, "located": 0, "exact": 0, "truth_none": 0, "spent": 0})
+        o = out.setdefault(r["locator"], {"solutions": 0, "located": 0, "exact": 0, "truth_none": 0, "spent": 0,
+                                          "steps": 0})  # fmt: skip
         o["solutions"] += 1
         o["spent"] += r.get("spent", 0)
+        o["steps"] += len(s["steps"])
         o["truth_none"] += truth is None
         if r["step"] is not None:
             o["located"] += 1

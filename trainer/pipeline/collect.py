@@ -26,6 +26,7 @@ def collect(pipe: Pipeline) -> dict[str, Any]:
     )  # fmt: skip
     res = evaluate(req, pipe.policy, pipe.console)
     atomic_write_text(pipe.dir / "collect.json", json.dumps({"run_id": res.run_dir.run_id}, indent=1))
+    pipe._solutions = None  # the run may have grown: read it afresh
     sols = pipe.solutions()
     wrong = pipe.wrong_solutions()
     return {

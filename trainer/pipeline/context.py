@@ -46,6 +46,7 @@ class Pipeline:
         self.dir = Path(cfg.out)
         self.console = console or Console(stderr=True)
         self._policy: Sampler | None = None
+        self._solutions: list[Solution] | None = None  # read once per process, after collect finished
 
     # ---- identity: one directory, one sampling setup
     def check_identity(self) -> None:
@@ -129,11 +130,14 @@ class Pipeline:
     def solutions(self) -> list[Solution]:
         from stepdpo_bench.runs import RunDir
 
+        if self._solutions is not None:
+            return self._solutions
         run = RunDir(self.collected_run())
         out = []
         for s in run.read_samples():
             out.append(Solution(f"{s['problem_id']}#{s['sample_idx']}", s["problem_id"], int(s["sample_idx"]),
                                 list(s["steps"]), s.get("pred"), s["gold"], bool(s["correct"])))  # fmt: skip
+        self._solutions = out
         return out
 
     def wrong_solutions(self) -> list[Solution]:
