@@ -218,6 +218,12 @@ def _run(
     samples = run.read_samples()
     same = lambda a, b: bool(is_equivalent(a, b, task.convention))  # noqa: E731
     manifest["metrics"] = compute_metrics(samples, same)
+    if manifest["metrics"].get("context_clamped"):
+        console.print(
+            f"warning: {task.name}: {manifest['metrics']['context_clamped']} samples hit the model's context window "
+            f"before --max-tokens {params.max_tokens} (budget clamped so prompt + completion fit; finish reason "
+            "'context', counted as truncated)", highlight=False, markup=False, soft_wrap=True,
+        )  # fmt: skip
     run.compact(samples)
     timings["wall_s"] += time.perf_counter() - t_start
     manifest.update(status="done", updated_at=now_iso())

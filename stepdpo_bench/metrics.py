@@ -14,6 +14,7 @@ from statistics import mean
 from typing import Any
 
 Z95 = 1.959963984540054
+TRUNCATED = ("length", "context")  # cut by --max-tokens, or by the model's context window (budget clamped)
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -113,7 +114,8 @@ def compute_metrics(
         n_samples=total,
         n_correct=sum(bool(s["correct"]) for s in samples),
         invalid_rate=sum(s["pred"] is None for s in samples) / total if total else float("nan"),
-        truncation_rate=sum(s["finish_reason"] == "length" for s in samples) / total if total else float("nan"),
+        truncation_rate=sum(s["finish_reason"] in TRUNCATED for s in samples) / total if total else float("nan"),
+        context_clamped=sum(s["finish_reason"] == "context" for s in samples),
         mean_tokens=mean(s["n_tokens"] for s in samples) if samples else float("nan"),
     )
     n = min((len(ss) for ss in by_problem.values()), default=0)

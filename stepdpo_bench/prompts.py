@@ -191,7 +191,8 @@ def render(template: PromptTemplate, problem: Problem, tokenizer: Any = None, as
     if tokenizer is None or not getattr(tokenizer, "chat_template", None):
         raise PromptError(
             f"prompt {template.name!r} needs the model's chat template, and this model has none; "
-            "use a text prompt such as qwen2-boxed or deepseek-math"
+            f"use a text prompt: --prompt {'qwen2-boxed-step' if template.name.endswith('-step') else 'qwen2-boxed'} "
+            "(or deepseek-math, alpaca, minerva-4shot)"
         )
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 

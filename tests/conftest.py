@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("STEPDPO_CACHE_DIR", tempfile.mkdtemp(prefix="stepdpo-cache-"))  # merged adapters etc.
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("STEPDPO_SHARED_DATA", REPO.parent / "shared" / "data"))

@@ -7,9 +7,11 @@ solutions for DPO).
 - The prompt is rendered with the harness's own template (one source of truth), or the tokenizer's chat template,
   and the earlier steps go *inside* the assistant turn, right where the model would have written them.
 - Step-DPO completions get no EOS (a single step is not the end of the answer); DPO's full solutions do.
-- Prompt and completion are tokenised separately and concatenated, so no token straddles the boundary.
-- Too long: the prompt is cut from the left, never the completion; a completion longer than its budget is
-  dropped and counted.
+- Prompt and completion are tokenised separately and concatenated, so no token straddles the boundary; the
+  prompt's ids are exactly the ones the samplers send (``checkpoints.encode_prompt``: BOS where the tokenizer
+  adds one, as the Step-DPO reference trainer prepends it).
+- Too long: the prompt is cut from the left (after its BOS), never the completion; a completion longer than its
+  budget is dropped and counted.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stepdpo_bench.checkpoints import encode_completion, encode_prompt
 from stepdpo_bench.prompts import get_template, response_head
 
 METHODS = ("step-dpo", "dpo")
@@ -100,7 +103,8 @@ def prompt_text(pair: Pair, tokenizer: Any, prompt: str) -> str:
     template = get_template(prompt)
     if template.chat:
         if not getattr(tokenizer, "chat_template", None):
-            raise PairsError(f"prompt {prompt!r} needs a chat template and the tokenizer has none")
+            raise PairsError(f"prompt {prompt!r} needs a chat template and the tokenizer has none; use a text "
+                             "prompt: --prompt qwen2-boxed (or deepseek-math, alpaca)")  # fmt: skip
         head = tokenizer.apply_chat_template([{"role": "user", "content": template.template.format(
             question=pair.prompt)}], tokenize=False, add_generation_prompt=True)  # fmt: skip
     else:
@@ -109,21 +113,31 @@ def prompt_text(pair: Pair, tokenizer: Any, prompt: str) -> str:
 
 
 def encode(
-    pairs: list[Pair], tokenizer: Any, method: str, prompt: str, max_length: int, max_completion_length: int
+    pairs: list[Pair],
+    tokenizer: Any,
+    method: str,
+    prompt: str,
+    max_length: int,
+    max_completion_length: int,
+    eos_id: int | None = None,
 ) -> tuple[list[Encoded], int]:
-    """Token ids for every pair, and how many were dropped for an over-long completion."""
+    """Token ids for every pair, and how many were dropped for an over-long completion.  ``eos_id`` ends DPO's
+    full solutions (default: the tokenizer's eos; a checkpoint may have none)."""
     if method not in METHODS:
         raise PairsError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
-    eos = [tokenizer.eos_token_id] if method == "dpo" and tokenizer.eos_token_id is not None else []
+    eos_id = tokenizer.eos_token_id if eos_id is None else eos_id
+    eos = [eos_id] if method == "dpo" and eos_id is not None else []
+    bos = getattr(tokenizer, "bos_token_id", None)
     out, dropped = [], 0
     for p in pairs:
-        ids_p = tokenizer(prompt_text(p, tokenizer, prompt), add_special_tokens=False).input_ids
-        ids_c = tokenizer(p.chosen, add_special_tokens=False).input_ids + eos
-        ids_r = tokenizer(p.rejected, add_special_tokens=False).input_ids + eos
+        ids_p = encode_prompt(tokenizer, prompt_text(p, tokenizer, prompt))
+        ids_c = encode_completion(tokenizer, p.chosen) + eos
+        ids_r = encode_completion(tokenizer, p.rejected) + eos
         longest = max(len(ids_c), len(ids_r))
         if longest > max_completion_length or longest >= max_length:
             dropped += 1
             continue
         budget = max_length - longest
-        out.append(Encoded(ids_p[-budget:], ids_c, ids_r))  # left-truncate the prompt only
+        lead = 1 if ids_p and bos is not None and ids_p[0] == bos and budget > 1 else 0
+        out.append(Encoded(ids_p[:lead] + ids_p[lead:][-(budget - lead) :], ids_c, ids_r))  # left-truncate
     return out, dropped

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from stepdpo_bench.checkpoints import encode_completion, encode_prompt
 from stepdpo_bench.prompts import get_template
 from stepdpo_bench.tasks import Problem
 
@@ -47,8 +48,8 @@ def sft_examples(problems: Sequence[Problem], prompt: str, tokenizer: Any) -> li
             raise ValueError(f"problem {p.id}: no reference solution to fine-tune on")
         ref = p.reference.removeprefix(template.assistant_prefix)
         head = template.template.format(question=p.question)
-        ids_p = tokenizer(head, add_special_tokens=False).input_ids
-        ids_c = [*tokenizer(ref, add_special_tokens=False).input_ids, tokenizer.eos_token_id]
+        ids_p = encode_prompt(tokenizer, head)
+        ids_c = [*encode_completion(tokenizer, ref), tokenizer.eos_token_id]
         out.append((ids_p, ids_c))
     return out
 

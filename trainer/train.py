@@ -95,7 +95,9 @@ def train(cfg: TrainConfig, log: Any = print) -> Path:
     """Train and save a checkpoint to ``cfg.out``; resumes from ``cfg.out/checkpoints/last`` when present."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
-    from transformers import AutoModelForCausalLM, AutoTokenizer, get_cosine_schedule_with_warmup
+    from transformers import get_cosine_schedule_with_warmup
+
+    from stepdpo_bench import checkpoints
 
     out = Path(cfg.out)
     gpu = torch.cuda.is_available()
@@ -106,15 +108,18 @@ def train(cfg: TrainConfig, log: Any = print) -> Path:
     acc = Accelerator(gradient_accumulation_steps=cfg.grad_accum, mixed_precision=precision,
                       log_with="tensorboard" if tensorboard else None, project_dir=str(out))  # fmt: skip
     set_seed(cfg.seed)
-    tok = AutoTokenizer.from_pretrained(cfg.model)
-    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    ckpt = checkpoints.inspect(cfg.model)
+    tok = checkpoints.load_tokenizer(ckpt)
     pairs, data_sha = load_pairs(cfg.data, cfg.method)
-    encoded, dropped = encode(pairs, tok, cfg.method, cfg.prompt, cfg.max_length, cfg.max_completion_length)
+    model = checkpoints.load_model(ckpt, dtype=torch.float32)
+    eos = checkpoints.eos_ids(model, tok)
+    pad = checkpoints.pad_id(tok, eos)
+    encoded, dropped = encode(pairs, tok, cfg.method, cfg.prompt, cfg.max_length, cfg.max_completion_length,
+                              eos[0] if eos else None)  # fmt: skip
     if not encoded:
         raise ValueError(f"all {len(pairs)} pairs were dropped as too long (max_completion_length "
                          f"{cfg.max_completion_length}); raise the limits")  # fmt: skip
     log(f"{len(encoded)} pairs ({dropped} dropped: completion over {cfg.max_completion_length} tokens)")
-    model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.float32)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.config.use_cache = False
@@ -134,7 +139,7 @@ def train(cfg: TrainConfig, log: Any = print) -> Path:
                 n = len(b["index"])
                 ref[b["index"], 0], ref[b["index"], 1] = lp[:n], lp[n:]
     elif cfg.reference == "frozen":
-        frozen = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.float32).eval().requires_grad_(False)
+        frozen = checkpoints.load_model(ckpt, dtype=torch.float32).eval().requires_grad_(False)
     elif cfg.reference != "none":
         raise ValueError(f"reference must be precompute, frozen or none, not {cfg.reference!r}")
     gen = torch.Generator().manual_seed(cfg.seed)

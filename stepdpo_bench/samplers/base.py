@@ -32,7 +32,8 @@ class SamplingParams:
 class Completion:
     text: str
     n_tokens: int
-    finish_reason: str  # "stop" (EOS or a stop string) | "length" (hit max_tokens)
+    finish_reason: str  # "stop" (EOS or a stop string) | "length" (hit max_tokens) | "context" (hit the model's
+    # context window: the budget was clamped below max_tokens so prompt + completion fit; never a cut prompt)
 
 
 @dataclass

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from .base import ModelIdentity
 
-_WEIGHTS = ("*.safetensors", "*.bin", "*.pt", "*.gguf")
+_WEIGHTS = ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.gguf")
 _SMALL = (  # everything that changes what a prompt renders to or how the model decodes
     "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-    "chat_template.jinja", "chat_template.json",
+    "chat_template.jinja", "chat_template.json", "adapter_config.json",
 )  # fmt: skip
 _CHUNK = 1 << 20
 
@@ -42,7 +42,17 @@ def is_local(model: str) -> bool:
 
 
 def model_identity(model: str, revision: str | None = None) -> ModelIdentity:
+    """Hub id + revision, or a local checkpoint's fingerprint; a LoRA adapter is base + adapter (both hashed)."""
     p = Path(model).expanduser()
     if p.is_dir():
-        return ModelIdentity(str(p.resolve()), revision, fingerprint_dir(p))
+        fp = fingerprint_dir(p)
+        extra = {}
+        if (p / "adapter_config.json").is_file() and not (p / "config.json").is_file():
+            from ..checkpoints import inspect
+
+            base = inspect(model).base
+            base_fp = fingerprint_dir(Path(base)) if Path(base).is_dir() else f"{base}@{revision or 'main'}"
+            fp = hashlib.sha256(f"{fp}|{base_fp}".encode()).hexdigest()[:16]
+            extra = {"adapter": str(p.resolve()), "base": base}
+        return ModelIdentity(str(p.resolve()), revision, fp, extra)
     return ModelIdentity(model, revision or "main")

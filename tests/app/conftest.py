@@ -35,6 +35,7 @@ def _plant(run: RunDir, right: set[int]) -> None:
             r["correct"], r["pred"] = False, str(int(r["gold"]) + 1)
         elif int(r["problem_id"].rsplit("/", 1)[1]) in right:
             r["completion"] = f"Step 1: compute.\nStep 2: so it is {r['gold']}.\nThe answer is: {r['gold']}"
+            r["correct"] = False  # as the older grader scored it: the regrade flips exactly these
             r["steps"] = ["Step 1: compute.", f"Step 2: so it is {r['gold']}.\nThe answer is: {r['gold']}"]
     run.compact(rows)
 

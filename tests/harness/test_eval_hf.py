@@ -213,7 +213,9 @@ def test_regrade_in_place_and_to_a_new_grader_version(tiny_ckpt, tmp_path):
     run = next(iter(runs_by_task(out).values()))
     # plant a completion whose answer is right: regrade must find it without generating
     rows = run.read_samples()
-    rows[0]["completion"] = f"Step 1: ...\nThe answer is: {rows[0]['gold']}"
+    for r in rows[1:]:  # a random model may guess right: make the others surely wrong
+        r["completion"], r["correct"] = f"Step 1: ...\nThe answer is: {int(r['gold']) + 1}", False
+    rows[0]["completion"], rows[0]["correct"] = f"Step 1: ...\nThe answer is: {rows[0]['gold']}", False
     run.compact(rows)
     res = runner.invoke(app, ["regrade", run.run_id, "--out", str(out)])
     assert res.exit_code == 0, res.output
