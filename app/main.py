@@ -18,6 +18,7 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `streamlit run app/main.py` from a checkout
 
 from app.data import Data, first_divergence
+from stepdpo_bench.leaderboard import extraction_summary
 from stepdpo_bench.store import StoreError
 
 PAGES = ("Leaderboard", "Compare", "Samples", "Audit", "Training")
@@ -58,8 +59,9 @@ def page_leaderboard(data: Data) -> None:
         "task": df.task, "tier": df.tier, "model": df.label, "method": df.method, "base model": df.base_model,
         "accuracy %": (100 * df.accuracy).round(1), "95% CI": [f"{_pct(lo)} – {_pct(hi)}" for lo, hi in
                                                              zip(df.ci_lo, df.ci_hi, strict=True)],
-        "n": df.n_problems, "samples/problem": df.n, "prompt": df.prompt, "date": df.created_at.astype(str).str[:10],
-        "run": df.run_id,
+        "n": df.n_problems, "samples/problem": df.n, "prompt": df.prompt,
+        "answers found by": [extraction_summary(x) for x in df.extraction],
+        "date": df.created_at.astype(str).str[:10], "run": df.run_id,
     })  # fmt: skip
     st.dataframe(view, hide_index=True, use_container_width=True)
     st.caption(
@@ -199,7 +201,8 @@ def page_samples(data: Data) -> None:
             st.markdown(f"#### {r['label']}")
             verdict = ":green[**correct**]" if r["correct"] else ":red[**wrong**]"
             st.markdown(f"{verdict} — extracted `{r['pred']}` vs gold `{r['gold']}`")
-            st.caption(f"grader: {r['reason']} · finish: {r['finish_reason']} · {r['n_tokens']} tokens")
+            st.caption(f"answer found by: {r.get('method') or '?'} · grader: {r['reason']} · finish: "
+                       f"{r['finish_reason']} · {r['n_tokens']} tokens")  # fmt: skip
             for i, step in enumerate(r["steps"]):
                 with st.container(border=True):
                     if div is not None and i == div:

@@ -2,10 +2,18 @@
 
     python bench/grader.py [--data-dir ../shared/data] [--out bench/out] [--per-task 160]
 
+    python bench/grader.py --math-verify /path/to/Math-Verify   # + the labelled cases we did not write
+
 Prints accuracy, false-positive and false-negative rates, throughput (pairs/second) and worst-case latency for
-both graders, the ratio between them, the MATH-500 gold self-check time, and writes every pair where the two
-disagree (with the label) to ``OUT/grader_disagreements.jsonl``.  math-verify is called the way its README
-shows: ``verify(parse(gold), parse(pred))`` with each answer wrapped in ``\\boxed{}`` so its extractor finds it.
+both graders, the ratio between them, the MATH-500 gold self-check time, a pathological batch (2,000 samples, 20
+of them two distinct size-explosive answers), and writes every pair where the two disagree (with the label) to
+``OUT/grader_disagreements.jsonl``.  math-verify is called the way its README shows: ``verify(parse(gold),
+parse(pred))`` with each answer wrapped in ``\\boxed{}`` so its extractor finds it.
+
+Sources, reported separately: ``ours`` (rewrites of real golds whose label is known by construction; we wrote
+the rules, so it measures coverage), and with ``--math-verify``: ``math-verify-suite`` (the peer's own labelled
+test cases, default options; bench/peer_suites.py lists each disagreement) and ``qwen2.5-math`` (the examples in
+Qwen2.5-Math's ``evaluation/grader.py``, labelled as Math-Verify's suite labels the same pairs).
 """
 
 from __future__ import annotations
@@ -99,20 +107,55 @@ def run_math_verify(pairs: list[dict]) -> Scores:
     return Scores("math-verify", out, time.perf_counter() - t0, worst, worst_pair)
 
 
+def outside_pairs(checkout: Path) -> list[dict]:
+    """Labelled (pred, gold) pairs written by others: the Math-Verify suite's default-option cases.  The answers
+    are extracted from the peer's strings the way ``bench/peer_suites.py`` does, so only equivalence is tested."""
+    from peer_suites import POLICY, _gold_answer, read_cases
+
+    from stepdpo_bench.grading import extract
+    from stepdpo_bench.grading.normalize import is_list_text
+
+    out = []
+    for c in read_cases(checkout):
+        if not c.default_options:
+            continue
+        gold, ex = _gold_answer(c.gold), extract(c.pred, "math")
+        pred = ", ".join(ex.group) if ex.group and is_list_text(gold) else ex.answer or c.pred  # as grade() reads it
+        source = "qwen2.5-math" if c.test == "test_complex_math_expressions" else "math-verify-suite"
+        out.append({"pred": pred, "gold": gold, "task": "math", "label": c.expected, "source": source,
+                    "policy": (c.gold, c.pred) in POLICY})  # fmt: skip
+    return out
+
+
+def pathological_batch() -> tuple[float, int]:
+    """2,000 samples of which 20 are two distinct size-explosive answers: seconds to grade, and how many verdicts
+    came from a timeout (the goal: none; they are decided structurally)."""
+    from stepdpo_bench.grading import grade_batch
+
+    completions = [f"The answer is $\\boxed{{{i % 97}}}$." for i in range(1980)]
+    completions += ["so $\\boxed{10^{10^{10^{10}}}}$"] * 10 + ["so $\\boxed{9!!!!!!!!}$"] * 10
+    golds = [str(i % 89) for i in range(1980)] + ["3"] * 20
+    t0 = time.perf_counter()
+    grades = grade_batch(completions, golds, "math")
+    return time.perf_counter() - t0, sum("timeout" in g.reason for g in grades)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     here = Path(__file__).resolve().parent
     ap.add_argument("--data-dir", type=Path, default=here.parent.parent / "shared" / "data")
     ap.add_argument("--out", type=Path, default=here / "out")
     ap.add_argument("--per-task", type=int, default=160)
+    ap.add_argument("--math-verify", type=Path, help="a Math-Verify checkout: add its labelled suite cases")
     args = ap.parse_args()
 
-    pairs = build_pairs(args.data_dir, per_task=args.per_task)
+    pairs = [{**p, "source": "ours"} for p in build_pairs(args.data_dir, per_task=args.per_task)]
+    if args.math_verify:
+        pairs += outside_pairs(args.math_verify)
     labels = [p["label"] for p in pairs]
-    console.print(
-        f"{len(pairs)} labelled pairs ({sum(labels)} equivalent, {len(labels) - sum(labels)} not) "
-        f"from MATH-500, GSM8K, Odyssey-MATH golds + {sum(p['source'] == 'hand' for p in pairs)} hand-written"
-    )
+    console.print(f"{len(pairs)} labelled pairs ({sum(labels)} equivalent, {len(labels) - sum(labels)} not): ours "
+                  "(MATH-500, GSM8K, Odyssey-MATH golds, rewrites + hand-written)"
+                  + (" + Math-Verify's suite" if args.math_verify else ""))  # fmt: skip
 
     shared_pool().map([{"pred": "x", "gold": "y", "task": "math"}])  # start workers outside the timings
     runs = [run_ours_sequential(pairs), run_ours_batch(pairs), run_math_verify(pairs)]
@@ -135,6 +178,24 @@ def main() -> None:
             worst,
         )
     console.print(table)
+    by_source = Table(title="Accuracy by source (stepdpo-bench batch vs math-verify)")
+    for col in ("source", "pairs", "ours acc", "ours FP", "ours FN", "math-verify acc", "mv FP", "mv FN"):
+        by_source.add_column(col, justify="right" if col != "source" else "left")
+    for src in sorted({p["source"] for p in pairs}):
+        idx = [i for i, p in enumerate(pairs) if p["source"] == src]
+        lab = [labels[i] for i in idx]
+        cells = []
+        for r in (runs[1], runs[2]):
+            sub = Scores(r.name, [r.verdicts[i] for i in idx], 1.0, 0.0, "").stats(lab)
+            cells += [f"{sub['accuracy']:.4f}", str(sub["fp"]), str(sub["fn"])]
+        by_source.add_row(src, str(len(idx)), *cells)
+    console.print(by_source)
+    if args.math_verify:
+        n_policy = sum(1 for p in pairs if p.get("policy"))
+        console.print(f"({n_policy} suite pairs are deliberate policy differences, explained in docs/grading.md)")
+    seconds, timeouts = pathological_batch()
+    console.print(f"pathological batch: 2,000 samples (20 size-explosive, 2 distinct) graded in {seconds:.2f} s, "
+                  f"{timeouts} verdicts by timeout")  # fmt: skip
     ours, mv = stats[runs[1].name], stats["math-verify"]
     console.print(
         f"throughput ratio, ours (batch) / math-verify: {ours['pairs_per_s'] / mv['pairs_per_s']:.1f}x; "

@@ -35,6 +35,23 @@ def _terminating(fr: Fraction) -> str | None:
     return s if Fraction(s) == fr else None
 
 
+def _repeating(fr: Fraction) -> str | None:
+    """``1/3`` -> ``0.\\overline{3}``, ``1/6`` -> ``0.1\\overline{6}`` (periods up to 6 digits)."""
+    n, d = abs(fr.numerator), fr.denominator
+    whole, rem = divmod(n, d)
+    digits, seen = [], {}
+    while rem and rem not in seen and len(digits) < 12:
+        seen[rem] = len(digits)
+        rem *= 10
+        digits.append(str(rem // d))
+        rem %= d
+    if not rem or rem not in seen or len(digits) - seen[rem] > 6:
+        return None
+    start = seen[rem]
+    body = "".join(digits[:start]) + "\\overline{" + "".join(digits[start:]) + "}"
+    return ("-" if fr < 0 else "") + f"{whole}.{body}"
+
+
 def _math_rewrites(g: str) -> list[tuple[str, bool]]:
     out: list[tuple[str, bool]] = [(f"${g}$", True)]
     if m := FRAC.match(g):
@@ -44,8 +61,10 @@ def _math_rewrites(g: str) -> list[tuple[str, bool]]:
         if (dec := _terminating(fr)) is not None:
             out.append((dec, True))
         else:
-            out.append((f"{float(fr):.4g}", True))  # correctly rounded, 4 significant digits
+            out.append((f"{float(fr):.4g}", False))  # grader 2.0: a rounded decimal approximates the exact gold
             out.append((f"{float(fr):.1g}", False))  # one significant digit: too coarse to be the answer
+            if (rep := _repeating(fr)) is not None:
+                out.append((rep, True))  # 0.\overline{3}: the exact value, written as a repeating decimal
         if a != b:
             out.append((f"{sign}\\frac{{{b}}}{{{a}}}", False))
         out.append((("" if sign else "-") + f"\\frac{{{a}}}{{{b}}}", False))
@@ -134,6 +153,16 @@ HAND_WRITTEN = [
     (r"y = 2x - 1", r"y = 2x + 1", "math", False),
     (r"3 - 2i", r"3 + 2i", "math", False),
     (r"0.33", r"\frac{1}{3}", "math", False),
+    (r"0.333", r"\frac{1}{3}", "math", False),  # grader 2.0: an approximation of an exact value
+    (r"3.1416", r"\pi", "math", False),
+    (r"0.\overline{3}", r"\frac{1}{3}", "math", True),
+    (r"2^{200}", r"2^{200}+1", "math", False),
+    (r"0.5\pi", r"\frac{\pi}{2}", "math", True),
+    (r"32, 349", "32349", "math", False),
+    (r"x > 4", r"(4, \infty)", "math", True),
+    (r"2 \pm \sqrt{7}", r"2+\sqrt{7}, 2-\sqrt{7}", "math", True),
+    (r"12:00", "1:00", "math", False),
+    (r"\frac{1}{0}", r"\frac{2}{0}", "math", False),
     (r"5000", "50", "math", False),
     (r"0.5", "50", "math", False),
     (r"x^2 - 1", r"(x-1)^2", "math", False),

@@ -44,6 +44,8 @@ def grade(
     task: str = typer.Option("math", help="Answer convention: math, gsm8k, odyssey or arith."),
     extract: bool = typer.Option(False, "--extract", help="Treat PRED as a completion; extract its answer first."),
     timeout: float = typer.Option(None, help="Seconds allowed for the symbolic comparison (default 5)."),
+    question: str = typer.Option(None, "--question", help="The problem text (a rounding it asks for is accepted)."),
+    lenient: bool = typer.Option(False, "--lenient", help="Grader 1.x rule: correctly rounded decimals match."),
     as_json: bool = typer.Option(False, "--json", help="Print the verdict as JSON."),
 ) -> None:
     """Say whether PRED equals GOLD, and why.  Exit code 0 when equivalent, 1 when not, 2 on bad input."""
@@ -53,7 +55,7 @@ def grade(
         err.print(f"[red]error:[/] unknown task {task!r}; choose one of {', '.join(TASKS)}")
         raise typer.Exit(2)
     answer = extract_answer(pred, task) if extract else pred
-    verdict = is_equivalent(answer, gold, task, timeout=timeout)
+    verdict = is_equivalent(answer, gold, task, question=question, lenient=lenient, timeout=timeout)
     if as_json:
         print(
             json.dumps(
@@ -90,6 +92,8 @@ def _pct(x: float | None) -> str:
 
 def print_runs(results: list[Any], title: str = "Results") -> None:
     """One row per run: accuracy with its 95% CI, pass@k/maj@k when sampled, invalid and truncated shares."""
+    from .leaderboard import extraction_summary
+
     sampled = any("pass@k" in r.manifest.get("metrics", {}) for r in results)
     table = Table(title=title)
     cols = [
@@ -102,6 +106,7 @@ def print_runs(results: list[Any], title: str = "Results") -> None:
         "invalid %",
         "trunc %",
         "tokens",
+        "answers found by",
         "run",
     ]
     for col in cols:
@@ -125,6 +130,7 @@ def print_runs(results: list[Any], title: str = "Results") -> None:
             _pct(met.get("invalid_rate")),
             _pct(met.get("truncation_rate")),
             f"{met.get('mean_tokens', 0):.0f}",
+            extraction_summary(met.get("extraction"), top=2),
             r.status,
         ]
         table.add_row(*row)
@@ -168,6 +174,11 @@ def eval_cmd(
     question_field: str = typer.Option("question", "--question-field", help="jsonl:PATH question field."),
     answer_field: str = typer.Option("answer", "--answer-field", help="jsonl:PATH gold answer field."),
     convention: str = typer.Option("math", help="jsonl:PATH answer convention: math, gsm8k, odyssey, arith."),
+    lenient_grading: bool = typer.Option(
+        False,
+        "--lenient-grading",
+        help="Grader 1.x rounding rule: any correctly rounded decimal matches an exact gold (recorded in the run).",
+    ),
 ) -> None:
     """Score a checkpoint on one or more tasks; each task becomes a resumable run under --out."""
     from .evaluate import EvalRequest, evaluate
@@ -223,6 +234,7 @@ def eval_cmd(
                 question_field=question_field,
                 answer_field=answer_field,
                 convention=convention,
+                lenient_grading=lenient_grading,
             )
             res = evaluate(req, sampler, err)
             results.append(res)

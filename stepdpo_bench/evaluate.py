@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from . import __version__
 from .grading import GRADER_VERSION, grade_batch, is_equivalent
 from .metrics import compute_metrics
-from .prompts import PromptTemplate, default_prompt, get_template, render
+from .prompts import PromptTemplate, default_prompt, get_template, question_from_prompt, render
 from .runs import SAMPLES_JSONL, RunDir, make_run_id, now_iso
 from .samplers import Sampler, SamplingParams
 from .steps import split_steps
@@ -54,6 +54,7 @@ class EvalRequest:
     question_field: str = "question"
     answer_field: str = "answer"
     convention: str = "math"
+    lenient_grading: bool = False  # the pre-2.0 rule: any correctly rounded decimal matches an exact gold
 
 
 @dataclass
@@ -72,7 +73,13 @@ def _problems_sha(problems: Sequence[Problem]) -> str:
     return hashlib.sha256("\n".join(p.id for p in problems).encode()).hexdigest()[:16]
 
 
-def build_identity(task: Task, template: PromptTemplate, sampler: Sampler, params: SamplingParams) -> dict[str, Any]:
+def grader_identity(lenient: bool) -> dict[str, Any]:
+    """What decides verdicts, besides the grader's code: its version and whether lenient rounding was on."""
+    return {"version": GRADER_VERSION, "lenient": bool(lenient)}
+
+
+def build_identity(task: Task, template: PromptTemplate, sampler: Sampler, params: SamplingParams,
+                   lenient: bool = False) -> dict[str, Any]:  # fmt: skip
     ident = sampler.identity()
     return {
         "model": {"name_or_path": ident.name_or_path, "revision": ident.revision, "fingerprint": ident.fingerprint},
@@ -86,6 +93,7 @@ def build_identity(task: Task, template: PromptTemplate, sampler: Sampler, param
         "prompt": {"name": template.name, "fingerprint": template.fingerprint()},
         "sampling": {"backend": sampler.backend, **params.to_dict()},
         "grader_version": GRADER_VERSION,
+        **({"grader": grader_identity(lenient)} if lenient else {}),
     }
 
 
@@ -123,7 +131,7 @@ def evaluate(req: EvalRequest, sampler: Sampler, console: Console | None = None)
     tokenizer = None if as_messages or not template.chat else _tokenizer_of(sampler)
     prompts = {p.id: render(template, p, tokenizer, as_messages) for p in task.problems}
 
-    identity = build_identity(task, template, sampler, params)
+    identity = build_identity(task, template, sampler, params, req.lenient_grading)
     run = RunDir(Path(req.out_dir) / make_run_id(identity))
     with run.exclusive():
         return _run(req, sampler, console, t_start, task, template, params, prompts, identity, run)
@@ -180,6 +188,7 @@ def _run(
         },
         "sampling": identity["sampling"],
         "grader_version": GRADER_VERSION,
+        "grader": grader_identity(req.lenient_grading),
         "code_version": __version__,
         "identity": identity,
         "timings": (old or {}).get("timings") or {"wall_s": 0.0, "generate_s": 0.0, "grade_s": 0.0, "tokens_out": 0},
@@ -200,7 +209,8 @@ def _run(
                 t0 = time.perf_counter()
                 outs = sampler.generate([prompts[p.id] for p in batch], params)
                 t1 = time.perf_counter()
-                records = _grade_chunk(run.run_id, batch, outs, prompts, template, task.convention, have)
+                records = _grade_chunk(run.run_id, batch, outs, prompts, template, task.convention, have,
+                                       req.lenient_grading)  # fmt: skip
                 t2 = time.perf_counter()
                 run.append_samples(records)
                 timings["generate_s"] += t1 - t0
@@ -216,8 +226,7 @@ def _run(
         run.write_manifest(manifest)
         raise
     samples = run.read_samples()
-    same = lambda a, b: bool(is_equivalent(a, b, task.convention))  # noqa: E731
-    manifest["metrics"] = compute_metrics(samples, same)
+    manifest["metrics"] = compute_metrics(samples, _same(task.convention, req.lenient_grading))
     if manifest["metrics"].get("context_clamped"):
         console.print(
             f"warning: {task.name}: {manifest['metrics']['context_clamped']} samples hit the model's context window "
@@ -240,6 +249,11 @@ def _trained_tags(req: EvalRequest) -> dict[str, Any]:
     return {"base_model": req.base_model or tag.get("base_model"), "method": method}
 
 
+def _same(convention: str, lenient: bool) -> Any:
+    """Answer equivalence for maj@k votes, under the run's grading rules."""
+    return lambda a, b: bool(is_equivalent(a, b, convention, lenient=lenient))
+
+
 def _grade_chunk(
     run_id: str,
     batch: Sequence[Problem],
@@ -248,11 +262,13 @@ def _grade_chunk(
     template: PromptTemplate,
     convention: str,
     have: dict[str, set[int]],
+    lenient: bool = False,
 ) -> list[dict[str, Any]]:
     items = [
         (p, j, c) for p, cs in zip(batch, outs, strict=True) for j, c in enumerate(cs) if j not in have.get(p.id, set())
     ]
-    grades = grade_batch([c.text for _, _, c in items], [p.gold for p, _, _ in items], convention)
+    grades = grade_batch([c.text for _, _, c in items], [p.gold for p, _, _ in items], convention,
+                         questions=[p.question for p, _, _ in items], lenient=lenient)  # fmt: skip
     records = []
     for (p, j, c), g in zip(items, grades, strict=True):
         prompt = prompts[p.id]
@@ -262,6 +278,7 @@ def _grade_chunk(
             "completion": c.text, "steps": split_steps(template.assistant_prefix + c.text),
             "pred": g.pred, "gold": p.gold, "correct": g.correct, "reason": g.reason,
             "finish_reason": c.finish_reason, "n_tokens": c.n_tokens, "subject": p.subject, "level": p.level,
+            "method": g.method,
         })  # fmt: skip
     return records
 
@@ -283,8 +300,12 @@ def regrade(run: RunDir, out_dir: Path | None = None) -> EvalResult:
         raise ValueError(f"{run.path}: run is {manifest.get('status')!r}; resume it with the same eval command first")
     samples = run.read_samples()
     convention = manifest["task"].get("convention", "math")
+    lenient = bool((manifest.get("grader") or {}).get("lenient"))
+    template = (manifest.get("prompt") or {}).get("template") or ""
+    questions = [question_from_prompt(template, s.get("prompt") or "") for s in samples]
     t0 = time.perf_counter()
-    grades = grade_batch([s["completion"] for s in samples], [s["gold"] for s in samples], convention)
+    grades = grade_batch([s["completion"] for s in samples], [s["gold"] for s in samples], convention,
+                         questions=questions, lenient=lenient)  # fmt: skip
     identity = dict(manifest.get("identity") or {})
     identity["grader_version"] = GRADER_VERSION
     new_id = make_run_id(identity) if identity.get("model") else run.run_id
@@ -292,12 +313,14 @@ def regrade(run: RunDir, out_dir: Path | None = None) -> EvalResult:
     target = run if in_place else RunDir(Path(out_dir or run.path.parent) / new_id)
     new = []
     for s, g in zip(samples, grades, strict=True):
-        new.append({**s, "run_id": target.run_id, "pred": g.pred, "correct": g.correct, "reason": g.reason})
+        new.append({**s, "run_id": target.run_id, "pred": g.pred, "correct": g.correct, "reason": g.reason,
+                    "method": g.method})  # fmt: skip
     changed = sum(a["correct"] != b["correct"] for a, b in zip(samples, new, strict=True))
     m = {
         **manifest,
         "run_id": target.run_id,
         "grader_version": GRADER_VERSION,
+        "grader": grader_identity(lenient),
         "identity": identity,
         "updated_at": now_iso(),
         "regraded": {
@@ -312,7 +335,7 @@ def regrade(run: RunDir, out_dir: Path | None = None) -> EvalResult:
         target.path.mkdir(parents=True, exist_ok=True)
         (target.path / SAMPLES_JSONL).unlink(missing_ok=True)  # regraded twice: start the log afresh
         target.append_samples(new)
-    m["metrics"] = compute_metrics(new, lambda a, b: bool(is_equivalent(a, b, convention)))
+    m["metrics"] = compute_metrics(new, _same(convention, lenient))
     target.compact(new)
     target.write_manifest(m)
     return EvalResult(target, m, "regraded")

@@ -42,9 +42,10 @@ def _write_run(out: Path, identity: dict[str, Any], manifest: dict[str, Any], sa
     """Grade, compute metrics and write the run atomically (temp dir, then rename)."""
     run_id = make_run_id(identity)
     conv = manifest["task"]["convention"]
-    grades = grade_batch([s["completion"] for s in samples], [s["gold"] for s in samples], conv)
+    questions = [s.pop("_question", None) for s in samples]  # the problem text, for rounding requests
+    grades = grade_batch([s["completion"] for s in samples], [s["gold"] for s in samples], conv, questions=questions)
     for s, g in zip(samples, grades, strict=True):
-        s.update(run_id=run_id, pred=g.pred, correct=g.correct, reason=g.reason)
+        s.update(run_id=run_id, pred=g.pred, correct=g.correct, reason=g.reason, method=g.method)
     metrics = compute_metrics(samples, lambda a, b: bool(is_equivalent(a, b, conv)))
     n_other = [s for s in samples if s.get("other_correct") is not None]
     manifest.update(
@@ -154,6 +155,7 @@ def import_lm_eval(root: Path, out: Path) -> list[RunDir]:
                         "level": str(doc.get("level")) if doc.get("level") not in (None, "") else None,
                         "other_correct": bool(rec[metric]) if metric else None,
                         "other_pred": str(filtered[0]) if filtered and not isinstance(filtered[0], list) else None,
+                        "_question": doc.get("question") or doc.get("problem") or prompt,
                     })  # fmt: skip
         if not samples:
             raise ImportFormatError(f"{sf}: no samples")
@@ -202,6 +204,7 @@ def import_step_dpo(path: Path, out: Path, task: str = "math", model: str | None
             "prompt": rec["prompt"], "completion": rec["completion"], "steps": split_steps(rec["completion"]),
             "gold": gold, "finish_reason": "stop", "n_tokens": 0, "subject": rec.get("type"), "level": None,
             "other_correct": bool(rec["result"]), "other_pred": None if theirs is None else str(theirs),
+            "_question": rec.get("question") or rec["prompt"],
         })  # fmt: skip
     prompt_kind = "qwen2-boxed" if "<|im_start|>" in records[0]["prompt"] else "step-dpo"
     label = model or re.sub(r"\.json$", "", Path(path).name)

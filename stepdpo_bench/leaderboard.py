@@ -18,7 +18,7 @@ WITH superseded_runs AS (
 )
 SELECT run_id, label, model, method, base_model, task, prompt, backend, n, temperature, n_problems,
        accuracy, ci_lo, ci_hi, stderr, invalid_rate, truncation_rate, mean_tokens, grader_version, source,
-       created_at, tags
+       created_at, tags, json_extract_string(metrics, '$.extraction') AS extraction
 FROM runs
 WHERE status = 'done'
   AND run_id NOT IN (SELECT superseded FROM superseded_runs)  -- a re-graded run replaces its original
@@ -48,6 +48,15 @@ def leaderboard(con: Any, task: str | None = None, tag: str | None = None) -> li
         for r in task_rows:
             r["tier"] = t[r["run_id"]]
     return rows
+
+
+def extraction_summary(extraction: Any, top: int = 3) -> str:
+    """``boxed 92% · last-math 5% · none 3%``: how a run's answers were found (fallbacks show up here)."""
+    import json
+
+    shares = json.loads(extraction) if isinstance(extraction, str) else extraction or {}
+    ranked = sorted(shares.items(), key=lambda kv: -kv[1])[:top]
+    return " · ".join(f"{m} {100 * v:.0f}%" for m, v in ranked) if ranked else "-"
 
 
 def score_matrix(con: Any, run_ids: list[str]) -> np.ndarray:

@@ -118,6 +118,9 @@ def compute_metrics(
         context_clamped=sum(s["finish_reason"] == "context" for s in samples),
         mean_tokens=mean(s["n_tokens"] for s in samples) if samples else float("nan"),
     )
+    methods = [s.get("method") for s in samples if s.get("method")]
+    if methods:  # how answers were found: a run whose answers come from fallbacks shows it
+        out["extraction"] = {m: methods.count(m) / len(methods) for m in sorted(set(methods))}
     n = min((len(ss) for ss in by_problem.values()), default=0)
     if n > 1:
         eq = same or (lambda a, b: a == b)

@@ -210,5 +210,20 @@ def response_head(template: PromptTemplate, rendered: str, response_start: str) 
     return rendered
 
 
+def question_from_prompt(template: str, rendered: str) -> str | None:
+    """The problem text inside a rendered prompt, given the run's template (``{question}`` placeholder): how
+    ``regrade`` recovers each problem's question (the grader reads it for rounding requests) from run files."""
+    if "{question}" not in template:
+        return None
+    head, _, tail = template.partition("{question}")
+    head, tail = head.replace("{{", "{").replace("}}", "}"), tail.replace("{{", "{").replace("}}", "}")
+    start = rendered.find(head) if head else 0
+    if start < 0:
+        return None
+    start += len(head)
+    end = rendered.rfind(tail) if tail else len(rendered)
+    return rendered[start:end] if end >= start else None
+
+
 def default_prompt(convention: str) -> str:
     return {"arith": "arith-step"}.get(convention, "qwen2-boxed")

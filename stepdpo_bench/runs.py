@@ -39,7 +39,8 @@ SAMPLE_FIELDS = (
     "level",
     "other_correct",
     "other_pred",
-)  # fmt: skip  (other_*: an imported tool's own verdict and extracted answer, kept beside ours)
+    "method",
+)  # fmt: skip  (other_*: an imported tool's own verdict and extracted answer; method: the extraction rule)
 
 
 class RunError(ValueError):
@@ -179,6 +180,7 @@ class RunDir:
                 ("pred", pa.string()), ("gold", pa.string()), ("correct", pa.bool_()), ("reason", pa.string()),
                 ("finish_reason", pa.string()), ("n_tokens", pa.int32()), ("subject", pa.string()),
                 ("level", pa.string()), ("other_correct", pa.bool_()), ("other_pred", pa.string()),
+                ("method", pa.string()),
             ]
         )  # fmt: skip
         table = pa.Table.from_pylist(rows, schema=schema)

@@ -23,7 +23,7 @@ from typing import Any
 from .runs import MANIFEST, SAMPLES_PARQUET, RunDir, RunError
 
 DEFAULT_DB = "leaderboard.duckdb"
-SCHEMA_VERSION = 2  # bump with any schema change: connect() rebuilds an older index from the run files
+SCHEMA_VERSION = 3  # bump with any schema change: connect() rebuilds an older index from the run files
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -40,7 +40,7 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE TABLE IF NOT EXISTS samples (
     run_id VARCHAR, problem_id VARCHAR, sample_idx INTEGER, prompt VARCHAR, completion VARCHAR,
     pred VARCHAR, gold VARCHAR, correct BOOLEAN, reason VARCHAR, finish_reason VARCHAR, n_tokens INTEGER,
-    subject VARCHAR, level VARCHAR, other_correct BOOLEAN, other_pred VARCHAR
+    subject VARCHAR, level VARCHAR, other_correct BOOLEAN, other_pred VARCHAR, method VARCHAR
 );
 CREATE TABLE IF NOT EXISTS problem_scores (  -- per-problem mean correctness, for fast paired statistics
     run_id VARCHAR, problem_id VARCHAR, pkey UBIGINT, score DOUBLE
@@ -209,9 +209,10 @@ def _load_run(con: Any, run: RunDir, m: dict[str, Any]) -> None:
         cols = {c[0] for c in con.execute("SELECT name FROM parquet_schema(?)", [pq]).fetchall()}
         other = "other_correct" if "other_correct" in cols else "NULL::BOOLEAN"
         other_pred = "other_pred" if "other_pred" in cols else "NULL::VARCHAR"
+        method = "method" if "method" in cols else "NULL::VARCHAR"  # runs graded before grader 2.0 have none
         con.execute(
             f"""INSERT INTO samples SELECT ?, problem_id, sample_idx, prompt, completion, pred, gold, correct, reason,
-                finish_reason, n_tokens, subject, level, {other}, {other_pred} FROM read_parquet(?)""",
+                finish_reason, n_tokens, subject, level, {other}, {other_pred}, {method} FROM read_parquet(?)""",
             [rid, pq],
         )
         con.execute(

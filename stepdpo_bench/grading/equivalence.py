@@ -1,24 +1,40 @@
 """Is a predicted final answer the gold answer?  Structure first, then numbers, then (bounded) symbolic math.
 
-``compare(pred, gold, task, symbolic=False)`` is the pure decision procedure.  With ``symbolic=False`` it never
-imports sympy and returns None when only symbolic math could decide; the public ``is_equivalent`` then hands the
-pair to a worker process that runs ``compare(..., symbolic=True)`` under a hard time and memory limit.
+``compare(pred, gold, task, symbolic=False, rules=STRICT)`` is the pure decision procedure.  With
+``symbolic=False`` it never imports sympy and returns None when only symbolic math could decide; the public
+``is_equivalent`` then hands the pair to a worker process that runs ``compare(..., symbolic=True)`` under a hard
+time and memory limit.  ``rules`` say whether the problem allows rounding (numbers.Rules).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 
-from .normalize import choice_letters, normalize
-from .numbers import numbers_equal, parse_number
-from .structures import Atom, Equation, Matrix, Node, Seq, Union, parse, simple_lhs
+from .guards import explosive
+from .normalize import THOUSANDS, choice_letters, is_list_text, normalize, normalize_with_unit
+from .numbers import STRICT, Rules, numbers_equal, parse_number
+from .structures import (
+    Atom,
+    Equation,
+    Matrix,
+    Node,
+    Ratio,
+    Seq,
+    Time,
+    Union,
+    merge_intervals,
+    name_lhs,
+    parse,
+)
 
 MAX_ANSWER_CHARS = 2000  # an "answer" longer than this is not a final answer
 MAX_ITEMS = 64  # elements of a tuple/set compared pairwise
 
 _BASE = re.compile(r"^([0-9A-Za-z]+)_\{?(\d+)\}?$")
 _WORDS = re.compile(r"^[A-Za-z][A-Za-z' -]*$")
+_DECIMAL_COMMA = re.compile(r"^-?\d+,\d+$")
 
 
 @dataclass(frozen=True)
@@ -47,8 +63,9 @@ def _base_value(m: re.Match[str]) -> int | None:
 
 
 class _Comparer:
-    def __init__(self, symbolic: bool):
+    def __init__(self, symbolic: bool, rules: Rules):
         self.symbolic = symbolic
+        self.rules = rules
 
     # ---- leaves -------------------------------------------------------------------------------------------
     def atoms(self, p: str, g: str) -> Verdict:
@@ -56,7 +73,7 @@ class _Comparer:
             return Verdict(True, "exact match after normalisation")
         pn, gn = parse_number(p), parse_number(g)
         if pn is not None and gn is not None:
-            return Verdict(*numbers_equal(pn, gn))
+            return Verdict(*numbers_equal(pn, gn, self.rules))
         pb, gb = _BASE.match(p), _BASE.match(g)
         if pb and gb:
             pv, gv = _base_value(pb), _base_value(gb)
@@ -71,19 +88,28 @@ class _Comparer:
         if _WORDS.match(p) and _WORDS.match(g) and (len(p) > 1 or len(g) > 1):
             ok = p.lower().replace(" ", "") == g.lower().replace(" ", "")
             return Verdict(ok, "text answers " + ("match" if ok else "differ"))
+        for side in (p, g):
+            why = explosive(side)
+            if why:
+                return Verdict(False, f"not shown equal: {'prediction' if side is p else 'gold'} is {why}, "
+                                      "too large to evaluate")  # fmt: skip
+        return self._symbolic(p, g)
+
+    def _symbolic(self, p: str, g: str) -> Verdict:
         if not self.symbolic:
             raise _Undecided
         from .symbolic import expressions_equal  # imported only in worker processes
 
-        return Verdict(*expressions_equal(p, g))
+        return Verdict(*expressions_equal(p, g, self.rules))
 
     # ---- shapes -------------------------------------------------------------------------------------------
     def nodes(self, p: Node, g: Node) -> Verdict:
-        # "x = 5" against a bare "5" (either way round): drop the name being assigned.
-        if isinstance(p, Equation) and not isinstance(g, Equation) and simple_lhs(p.lhs):
+        # "x = 5", "(p,q) = (3,2)", "AB = 4", "5 \times 6 = 30" against a bare value (either way round): the value
+        if isinstance(p, Equation) and not isinstance(g, Equation) and _drops(p):
             return self.nodes(p.rhs, g)
-        if isinstance(g, Equation) and not isinstance(p, Equation) and simple_lhs(g.lhs):
+        if isinstance(g, Equation) and not isinstance(p, Equation) and _drops(g):
             return self.nodes(p, g.rhs)
+        p, g = _values_of_assignments(p, g), _values_of_assignments(g, p)
         if type(p) is not type(g):
             return self._cross(p, g)
         if isinstance(p, Atom):
@@ -91,21 +117,46 @@ class _Comparer:
         if isinstance(p, Equation):
             return self._equations(p, g)  # type: ignore[arg-type]
         if isinstance(p, Union):
-            return self._unordered(p.parts, g.parts, "union")  # type: ignore[union-attr]
+            return self._unordered(merge_intervals(p.parts), merge_intervals(g.parts), "union")  # type: ignore[union-attr]
         if isinstance(p, Matrix):
             pr, gr = p.rows, g.rows  # type: ignore[union-attr]
             if len(pr) != len(gr) or any(len(a) != len(b) for a, b in zip(pr, gr, strict=True)):
                 return Verdict(False, "matrix shapes differ")
             return self._ordered(tuple(x for r in pr for x in r), tuple(x for r in gr for x in r), "matrix")
+        if isinstance(p, Time):
+            ok = p.minutes == g.minutes  # type: ignore[union-attr]
+            return Verdict(ok, "times of day " + ("match" if ok else "differ"))
+        if isinstance(p, Ratio):
+            return self._ratios(p.items, g.items)  # type: ignore[union-attr]
         return self._seqs(p, g)  # type: ignore[arg-type]
 
     def _cross(self, p: Node, g: Node) -> Verdict:
-        """Different shapes: only a vector written as a tuple vs a one-column/row matrix can still agree."""
+        """Different shapes that can still agree: a vector as a tuple vs a one-column matrix; a union that merges
+        into one interval; a ratio vs its value; a matrix expression vs a matrix (symbolic)."""
         for vec, mat in ((p, g), (g, p)):
-            if isinstance(vec, Seq) and isinstance(mat, Matrix) and vec.open == "(" and vec.close == ")":
+            if isinstance(vec, Seq) and isinstance(mat, Matrix) and vec.open in ("(", "["):
                 cells = tuple(x for r in mat.rows for x in r)
-                if len(mat.rows) == 1 or all(len(r) == 1 for r in mat.rows):
+                one_line = len(mat.rows) == 1 or all(len(r) == 1 for r in mat.rows)
+                if one_line and (vec.open == "(" or len(vec.items) > 2):
                     return self._ordered(vec.items, cells, "vector")
+        for u, other in ((p, g), (g, p)):
+            if isinstance(u, Union) and not isinstance(other, Union):
+                merged = merge_intervals(u.parts)
+                if len(merged) == 1:
+                    return self.nodes(merged[0], other) if u is p else self.nodes(other, merged[0])
+        for r, other in ((p, g), (g, p)):
+            if isinstance(r, Ratio) and isinstance(other, Atom) and len(r.items) == 2:
+                value = _ratio_value(r)
+                on = parse_number(other.text)
+                if value is not None and on is not None:
+                    return Verdict(value == on.value, "ratio " + ("equals" if value == on.value else "differs from")
+                                   + " the value")  # fmt: skip
+        if (
+            (isinstance(p, Matrix) or isinstance(g, Matrix))
+            and isinstance(p, Atom | Matrix)
+            and isinstance(g, Atom | Matrix)
+        ):
+            raise _MatrixText  # a matrix against A + B or 2A: the symbolic layer compares the texts
         return Verdict(False, f"different shapes: {_shape(p)} vs {_shape(g)}")
 
     def _equations(self, p: Equation, g: Equation) -> Verdict:
@@ -123,8 +174,16 @@ class _Comparer:
         if p.unordered and g.unordered:
             return self._unordered(p.items, g.items, "set")
         if (p.open, p.close) != (g.open, g.close):
-            return Verdict(False, f"brackets differ: {p.open or '·'}…{p.close or '·'} vs {g.open or '·'}…{g.close}")
+            lists = {p.open + p.close, g.open + g.close} <= {"()", "[]"} and len(p.items) == len(g.items) > 2
+            if not lists:  # (4,5,6) vs [4,5,6] is one vector; (1,2) vs [1,2] are different intervals
+                return Verdict(False, f"brackets differ: {p.open or '·'}…{p.close or '·'} vs "
+                                      f"{g.open or '·'}…{g.close or '·'}")  # fmt: skip
         return self._ordered(p.items, g.items, "tuple" if p.open == "(" else "interval/list")
+
+    def _ratios(self, ps: tuple[Node, ...], gs: tuple[Node, ...]) -> Verdict:
+        if len(ps) != len(gs):
+            return Verdict(False, f"ratio: {len(ps)} vs {len(gs)} parts")
+        return self._ordered(ps, gs, "ratio")
 
     def _ordered(self, ps: tuple[Node, ...], gs: tuple[Node, ...], what: str) -> Verdict:
         if len(ps) != len(gs):
@@ -139,12 +198,15 @@ class _Comparer:
                 undecided = True
                 continue
             if not v:
+                if what == "ratio" and _proportional(ps, gs):
+                    return Verdict(True, "ratio: proportional parts")
                 return Verdict(False, f"{what} element {i + 1}: {v.reason}")
         if undecided:
             raise _Undecided
         return Verdict(True, f"{what}: all {len(ps)} elements equal")
 
     def _unordered(self, ps: tuple[Node, ...], gs: tuple[Node, ...], what: str) -> Verdict:
+        ps, gs = tuple(dict.fromkeys(ps)), tuple(dict.fromkeys(gs))  # a repeated solution is one solution
         if len(ps) != len(gs):
             return Verdict(False, f"{what}: {len(ps)} vs {len(gs)} elements")
         if len(ps) > MAX_ITEMS:
@@ -168,13 +230,78 @@ class _Comparer:
         return Verdict(True, f"{what}: same {len(ps)} elements in any order")
 
 
+class _MatrixText(Exception):
+    """A matrix against a matrix expression (``A + B``, ``2A``): only the symbolic layer can compare the texts."""
+
+
+def _values_of_assignments(node: Node, other: Node) -> Node:
+    """``a=2, b=5`` against a value list: the values, as a tuple when ``other`` is a tuple and the names differ
+    (``(2,5)``), else as a list (``x=1, x=2`` ~ ``1, 2``)."""
+    if isinstance(other, Equation) or not isinstance(node, Seq) or node.open:
+        return node
+    if not node.items or not all(isinstance(i, Equation) and name_lhs(i.lhs) for i in node.items):
+        return node
+    if isinstance(other, Seq) and other.items and all(isinstance(i, Equation) for i in other.items):
+        return node
+    names = [normalize(i.lhs) for i in node.items]  # type: ignore[union-attr]
+    values = tuple(i.rhs for i in node.items)  # type: ignore[union-attr]
+    if isinstance(other, Seq) and other.open == "(" and len(set(names)) == len(names):
+        return Seq("(", ")", values)
+    return Seq("", "", values)
+
+
+def _letters(t: str) -> bool:
+    return bool(re.search(r"[A-Za-z]", re.sub(r"\\[A-Za-z]+", "", t)))
+
+
+def _drops(eq: Equation) -> bool:
+    """Is the left side of ``lhs = value`` something a bare-value answer does not need: a name (``x``, ``(p,q)``,
+    ``AB``), or a computation without variables whose result is a value too (``5 \times 6 \times 4 = 120``, but
+    never ``7 = 11a+c``)?"""
+    if name_lhs(eq.lhs):
+        return True
+    return bool(eq.lhs.strip()) and not _letters(eq.lhs) and not _letters(eq.rhs_text)
+
+
+def _ratio_value(r: Ratio) -> Fraction | None:
+    a, b = (parse_number(x.text) if isinstance(x, Atom) else None for x in r.items)
+    if a is None or b is None or b.value == 0:
+        return None
+    return a.value / b.value
+
+
+def _proportional(ps: tuple[Node, ...], gs: tuple[Node, ...]) -> bool:
+    """Ratios of plain numbers with the same proportions (2:4 ~ 1:2); never through a zero part."""
+    pv = [parse_number(x.text) if isinstance(x, Atom) else None for x in ps]
+    gv = [parse_number(x.text) if isinstance(x, Atom) else None for x in gs]
+    if any(v is None or v.value == 0 for v in pv + gv):
+        return False
+    k = pv[0].value / gv[0].value  # type: ignore[union-attr]
+    return all(a.value == k * b.value for a, b in zip(pv, gv, strict=True))  # type: ignore[union-attr]
+
+
 def _shape(n: Node) -> str:
     if isinstance(n, Seq):
         return {"(": "tuple", "{": "set", "": "list", "[": "interval/list"}.get(n.open, "interval")
     return type(n).__name__.lower()
 
 
-def compare(pred: str | None, gold: str | None, task: str = "math", symbolic: bool = False) -> Verdict | None:
+def _decimal_comma(pred: str, gold: str) -> Verdict | None:
+    """``1000,99`` against ``1000.99`` (either way round): a decimal comma, when one side is a decimal with the
+    same digits and the comma text is not a thousands grouping; never when the other side is a list."""
+    for a, b in ((pred, gold), (gold, pred)):
+        a, b = a.strip().strip("$"), normalize(b)
+        if _DECIMAL_COMMA.match(a) and not THOUSANDS.fullmatch(a):
+            nb = parse_number(b)
+            if nb is not None and nb.decimals:
+                na = parse_number(a.replace(",", "."))
+                if na is not None and na.value == nb.value:
+                    return Verdict(True, "numeric: decimal comma")
+    return None
+
+
+def compare(pred: str | None, gold: str | None, task: str = "math", symbolic: bool = False,
+            rules: Rules = STRICT) -> Verdict | None:  # fmt: skip
     """Decide equivalence.  Returns None only when ``symbolic`` is False and symbolic math is needed."""
     if pred is None or not str(pred).strip():
         return Verdict(False, "no answer extracted")
@@ -182,9 +309,13 @@ def compare(pred: str | None, gold: str | None, task: str = "math", symbolic: bo
         return Verdict(False, "empty gold answer")
     if len(pred) > MAX_ANSWER_CHARS:
         return Verdict(False, f"prediction longer than {MAX_ANSWER_CHARS} characters")
-    p, g = normalize(pred), normalize(gold)
+    listy = is_list_text(gold)
+    p, p_unit = normalize_with_unit(pred, list_gold=listy)
+    g, g_unit = normalize_with_unit(gold)
     if not p:
         return Verdict(False, "prediction is empty after normalisation")
+    if p_unit and g_unit and p_unit != g_unit and "%" not in (p_unit, g_unit):
+        return Verdict(False, f"units differ: {p_unit} vs {g_unit}")
     if p == g:
         return Verdict(True, "exact match after normalisation")
     gc = choice_letters(g)
@@ -193,9 +324,18 @@ def compare(pred: str | None, gold: str | None, task: str = "math", symbolic: bo
         if pc is None:
             return Verdict(False, f"gold is choice {gc}; prediction is not a choice letter")
         return Verdict(pc == gc, f"choice {pc} vs {gc}")
+    comma = _decimal_comma(pred, gold)
+    if comma is not None:
+        return comma
     try:
-        return _Comparer(symbolic).nodes(parse(p), parse(g))
+        return _Comparer(symbolic, rules).nodes(parse(p), parse(g))
     except _Undecided:
         return None
+    except _MatrixText:
+        if not symbolic:
+            return None
+        from .symbolic import expressions_equal
+
+        return Verdict(*expressions_equal(p, g, rules))
     except RecursionError:
         return Verdict(False, "expression nested too deeply")

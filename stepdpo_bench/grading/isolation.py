@@ -5,7 +5,12 @@ integer arithmetic that no Python-level check interrupts, and ``signal.alarm`` w
 A worker is a plain ``python -m stepdpo_bench.grading.worker`` child speaking JSON lines over pipes: no fork of
 a possibly multi-threaded caller (vLLM, torch), no re-import of the caller's ``__main__``.  A worker that
 overruns its deadline is SIGKILLed and replaced; its comparison is reported as not equivalent ("timeout").
-Each worker also runs under an address-space limit so a memory bomb fails fast with MemoryError.
+Each worker also runs under an address-space limit so a memory bomb fails fast with MemoryError, and under a
+CPU-time limit per comparison (the kernel ends a runaway job even if nobody is left to kill it).
+
+Workers die with their parent: on Linux each one asks the kernel for SIGKILL when the thread that started it
+exits (``PR_SET_PDEATHSIG``), so workers are started from one long-lived spawner thread, and a worker also exits
+when its stdin closes.  A caller killed with SIGKILL leaves no worker computing a tower for minutes.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import atexit
 import contextlib
 import json
 import os
+import queue
 import select
 import subprocess
 import sys
@@ -31,14 +37,48 @@ class GraderWorkerError(RuntimeError):
     """A grader worker could not be started (broken environment), not a property of any answer."""
 
 
+class _Spawner:
+    """One long-lived thread that starts every worker, so the workers' parent-death signal (which the kernel ties
+    to the *thread* that forked them) fires only when the process dies, not when a short-lived caller thread ends."""
+
+    def __init__(self) -> None:
+        self._requests: queue.Queue[tuple[queue.Queue, list[str]]] = queue.Queue()
+        threading.Thread(target=self._run, name="grader-spawner", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            reply, cmd = self._requests.get()
+            try:
+                reply.put(subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                           start_new_session=True,  # Ctrl-C goes to the caller, which cleans up
+                                           env={**os.environ, "STEPDPO_GRADER_PARENT": str(os.getpid())}))  # fmt: skip
+            except Exception as exc:
+                reply.put(exc)
+
+    def popen(self, cmd: list[str]) -> subprocess.Popen:
+        reply: queue.Queue = queue.Queue()
+        self._requests.put((reply, cmd))
+        res = reply.get()
+        if isinstance(res, Exception):
+            raise res
+        return res
+
+
+_spawner: _Spawner | None = None
+_spawner_lock = threading.Lock()
+
+
+def _spawn_process() -> subprocess.Popen:
+    global _spawner
+    with _spawner_lock:
+        if _spawner is None:
+            _spawner = _Spawner()
+    return _spawner.popen([sys.executable, "-m", "stepdpo_bench.grading.worker"])
+
+
 class _Worker:
     def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "stepdpo_bench.grading.worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            start_new_session=True,  # a Ctrl-C in the terminal goes to the caller, which then cleans up
-        )
+        self.proc = _spawn_process()
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.fd = self.proc.stdout.fileno()
         self.started = time.monotonic()
@@ -97,10 +137,13 @@ class GraderPool:
         payloads: Sequence[dict[str, Any]],
         timeout: float | None = None,
         on_result: Callable[[int, dict[str, Any]], None] | None = None,
+        budget: float | None = None,
     ) -> list[dict[str, Any]]:
-        """Run every payload through a worker; a payload that overruns ``timeout`` seconds yields a timeout."""
+        """Run every payload through a worker; a payload that overruns ``timeout`` seconds yields a timeout, and
+        when the whole call overruns ``budget`` seconds the jobs still waiting or running yield timeouts too."""
         timeout = DEFAULT_TIMEOUT if timeout is None else timeout
         results: list[dict[str, Any] | None] = [None] * len(payloads)
+        end = time.monotonic() + budget if budget else None
         with self._lock:
             pending = deque(range(len(payloads)))
             while len(self._workers) < min(self.size, len(payloads)):
@@ -112,13 +155,24 @@ class GraderPool:
                     on_result(idx, res)
 
             while pending or any(w.job is not None for w in self._workers):
+                if end is not None and time.monotonic() >= end:  # the batch's budget is spent
+                    why = f"timeout: the batch's {budget:g}s budget ran out"
+                    for w in list(self._workers):
+                        if w.job is not None:
+                            finish(w.job, {"equal": False, "reason": why})
+                            self._replace(w)
+                    while pending:
+                        finish(pending.popleft(), {"equal": False, "reason": why, "unsent": True})
+                    break
                 for w in self._workers:
                     if w.ready and w.job is None and pending:
                         idx = pending.popleft()
-                        w.send(idx, payloads[idx], timeout)
+                        w.send(idx, {**payloads[idx], "timeout": timeout}, timeout)
                 now = time.monotonic()
                 waiting = [w for w in self._workers if not w.ready or w.job is not None]
                 deadlines = [w.deadline if w.ready else w.started + STARTUP_TIMEOUT for w in waiting]
+                if end is not None:
+                    deadlines.append(end)
                 wait = max(0.0, min(deadlines) - now) if deadlines else 0.0
                 readable, _, _ = select.select(waiting, [], [], wait)
                 for w in readable:

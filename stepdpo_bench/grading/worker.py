@@ -24,19 +24,50 @@ def _limit_memory() -> None:
         pass
 
 
+def _die_with_parent() -> None:
+    """Ask the kernel for SIGKILL when the parent goes (Linux); elsewhere stdin EOF still ends the loop."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    parent = os.environ.get("STEPDPO_GRADER_PARENT")
+    if parent and os.getppid() != int(parent):  # the parent died before the signal was armed
+        os._exit(0)
+
+
+def _cpu_limit(seconds: float) -> None:
+    """This job may use at most ``seconds`` more CPU time: a kernel-enforced bound on a runaway comparison."""
+    try:
+        import resource
+
+        used = resource.getrusage(resource.RUSAGE_SELF).ru_utime + resource.getrusage(resource.RUSAGE_SELF).ru_stime
+        soft = int(used + seconds) + 2
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, resource.RLIM_INFINITY))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
 def main() -> None:
+    _die_with_parent()
     _limit_memory()
     sys.setrecursionlimit(5000)
     proto = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)  # anything printed by a library goes to stderr
     from . import symbolic  # noqa: F401  (warm the heavy imports before saying ready)
     from .equivalence import Verdict, compare
+    from .numbers import Rules
 
     proto.write(b"ready\n")
     for line in sys.stdin.buffer:
         try:
             job = json.loads(line)
-            verdict = compare(job["pred"], job["gold"], job.get("task", "math"), symbolic=True)
+            _cpu_limit(float(job.get("timeout") or 60))
+            rules = Rules(**job.get("rules", {}))
+            verdict = compare(job["pred"], job["gold"], job.get("task", "math"), symbolic=True, rules=rules)
             assert verdict is not None
         except MemoryError:
             verdict = Verdict(False, f"memory limit ({MEMORY_MB} MB) exceeded")

@@ -64,4 +64,5 @@ def load_jsonl(**meta: Any) -> Any:
 
 def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, float]:
     """Our grader as lm-eval's metric: extraction + robust equivalence under the task's convention."""
-    return {"acc": 1.0 if grade(results[0], doc["gold"], doc["convention"]).correct else 0.0}
+    return {"acc": 1.0 if grade(results[0], doc["gold"], doc["convention"], question=doc.get("question")).correct
+            else 0.0}  # fmt: skip

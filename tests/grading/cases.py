@@ -1,4 +1,4 @@
-r"""The grader's specification, as tables: (prediction, gold, task, expected).
+r"""The grader's specification, as tables: (prediction, gold, convention, expected).
 
 Add a row for every disagreement found in an audit; never change an expected value without a GRADER_VERSION bump.
 """
@@ -91,12 +91,12 @@ NUMBERS = [
     (r"2\frac{1}{2}", r"\frac52", "math", T),
     (r"2\frac12", "2.5", "math", T),
     (r"-2\frac{1}{2}", "-2.5", "math", T),
-    ("0.333", r"\frac13", "math", T),
-    ("0.3333", r"\frac{1}{3}", "math", T),
-    ("0.667", r"\frac23", "math", T),
-    ("0.6667", r"\frac{2}{3}", "math", T),
-    ("33.3", r"\frac{100}{3}", "math", T),
-    ("0.0833", r"\frac{1}{12}", "math", T),
+    ("0.333", r"\frac13", "math", F),  # 2.0: an approximation of an exact value is wrong
+    ("0.3333", r"\frac{1}{3}", "math", F),
+    ("0.667", r"\frac23", "math", F),
+    ("0.6667", r"\frac{2}{3}", "math", F),
+    ("33.3", r"\frac{100}{3}", "math", F),
+    ("0.0833", r"\frac{1}{12}", "math", F),
     ("12.08", "12.08", "odyssey", T),
     ("12.0833", "12.08", "odyssey", T),
     (r"\frac{145}{12}", "12.08", "odyssey", T),
@@ -152,8 +152,8 @@ SYMBOLIC = [
     (r"\binom{5}{2}", "10", "math", T),
     (r"\sqrt{51}", r"\sqrt{51}", "math", T),
     (r"70 \sqrt{2}", r"70\sqrt2", "math", T),
-    (r"3.1416", r"\pi", "math", T),
-    (r"1.414", r"\sqrt2", "math", T),
+    (r"3.1416", r"\pi", "math", F),
+    (r"1.414", r"\sqrt2", "math", F),
     (r"\frac{1}{2004!}", r"\frac{1}{2004!}", "math", T),
     (r"2^{100}", "1267650600228229401496703205376", "math", T),
     (r"\frac{x+1}{x-1}", r"\frac{1+x}{x-1}", "math", T),
@@ -189,7 +189,7 @@ STRUCTURES = [
     ("x=1, x=2", "1,2", "math", T),
     ("x = 2 or x = 1", "1,2", "math", T),
     (r"\frac12, 3", r"3, 0.5", "math", T),
-    (r"\sqrt2, -\sqrt2", r"\pm\sqrt{2}", "math", F),  # ± not expanded: document, do not guess
+    (r"\sqrt2, -\sqrt2", r"\pm\sqrt{2}", "math", T),  # 2.0: ± expands into its two values
     (r"\begin{pmatrix}1\\2\end{pmatrix}", r"\begin{pmatrix} 1 \\ 2 \end{pmatrix}", "math", T),
     (r"\begin{pmatrix}1\\2\end{pmatrix}", "(1,2)", "math", T),
     ("(1,2)", r"\begin{pmatrix}1\\2\end{pmatrix}", "math", T),
@@ -245,10 +245,10 @@ NEAR_MISSES = [
     ("10_2", r"2_{10}", "math", T),
     ("0.33", r"\frac13", "math", F),
     ("0.3", r"\frac13", "math", F),
-    ("3.14", r"\pi", "math", T),
+    ("3.14", r"\pi", "math", F),
     ("3.15", r"\pi", "math", F),
     ("3", r"\pi", "math", F),
-    ("1.41", r"\sqrt2", "math", T),
+    ("1.41", r"\sqrt2", "math", F),
     ("1.42", r"\sqrt2", "math", F),
     ("12.1", "12.08", "odyssey", F),
     ("12.07", "12.08", "odyssey", F),
@@ -342,7 +342,224 @@ GSM8K = [
     ("624", "624", "gsm8k", T),
 ]
 
-ALL_CASES = NORMALIZATION + NUMBERS + SYMBOLIC + STRUCTURES + NEAR_MISSES + CHOICES + GSM8K
+# ---- grader 2.0 (issue 13): policies and forms, one table each ------------------------------------------------
+
+APPROXIMATIONS = [  # an approximation of an exact value is wrong; exact decimals and repeating decimals are not
+    ("0.375", r"\frac38", "math", T),
+    ("0.5", r"\frac{1}{2}", "math", T),
+    (r"0.\overline{3}", r"\frac13", "math", T),
+    (r"2.\overline{3}", r"\frac73", "math", T),
+    (r"0.1\overline{6}", r"\frac16", "math", T),
+    ("0.(3)", r"\frac13", "math", T),
+    (r"0.\overline{142857}", r"\frac17", "math", T),
+    (r"0.\overline{3}", r"\frac{1}{4}", "math", F),
+    ("0.333", r"\frac13", "math", F),
+    ("2.333", r"\frac73", "math", F),
+    ("3.1416", r"\pi", "math", F),
+    ("2.718", "e", "math", F),
+    ("1.732", r"\sqrt{3}", "math", F),
+    ("0.0833333333333333", r"\frac{1}{12}", "math", F),
+    ("(0.4, 1.67]", r"(\frac25, \frac53]", "math", F),
+    ("(0.4, 1.6]", r"(\frac25, \frac85]", "math", T),
+    (r"\frac{145}{12}", "12.08", "odyssey", T),  # the gold is a decimal: rounding to it is the convention
+    ("12.0833", "12.08", "odyssey", T),
+    (r"\pi", "3.14", "math", T),
+    ("3.1", "3.14", "math", F),
+]
+
+EXACT = [  # exact numbers compare exactly, decimals inside expressions are the rationals they spell
+    ("2^{200}", "2^{200}+1", "math", F),
+    ("10^{50}", "10^{50}+1", "math", F),
+    ("10^{50}+1", "100000000000000000000000000000000000000000000000001", "math", T),
+    ("2^{200}", "1606938044258990275541962092341162602522202993782792835301376", "math", T),
+    (r"0.5\pi", r"\frac{\pi}{2}", "math", T),
+    (r"0.3\pi", r"\frac{3}{10}\pi", "math", T),
+    (r"2.5\sqrt2", r"\frac{5\sqrt2}{2}", "math", T),
+    (r"\sqrt{2.25}", "1.5", "math", T),
+    (r"\frac{10\sqrt{10.5}}{27}", r"\frac{5\sqrt{42}}{27}", "math", T),
+    (r"0.5\pi", r"\frac{\pi}{3}", "math", F),
+    (r"\frac{1}{2004!}", r"\frac{1}{2005!}", "math", F),
+    (r"10^{50}+\sqrt{2}", r"10^{50}+\sqrt{2}+1", "math", F),
+]
+
+UNDEFINED = [  # undefined is never equal to anything; times and ratios are what they are
+    (r"\frac{1}{0}", r"\frac{2}{0}", "math", F),
+    (r"\frac{1}{0}", "5", "math", F),
+    ("12:00", "1:00", "math", F),
+    ("12:00", "12:00", "math", T),
+    ("1:00 pm", "13:00", "math", T),
+    ("11:21", "11:21", "math", T),
+    ("11:21", "21:11", "math", F),
+    ("2:4", "1:2", "math", T),
+    ("1:2", r"\frac12", "math", T),
+    ("1:2", "2", "math", F),
+    ("3:0", "6:0", "math", F),
+]
+
+COMMAS = [  # a comma with a space separates items; 1,234,567 is one number
+    ("32, 349", "32349", "math", F),
+    ("32,349", "32349", "math", T),
+    ("1,234,567", "1234567", "math", T),
+    ("1, 234", "1234", "math", F),
+    ("1,234", "1, 234", "math", T),  # the gold is a list: commas are separators
+    (r"1{,}234", "1234", "math", T),
+    ("0,111", "0.111", "math", T),  # a decimal comma (not a thousands grouping) against a decimal
+    ("1000,99", "1000.99", "math", T),
+    ("1,22", "1, 22", "math", T),
+    ("12,345", "12.345", "math", F),
+]
+
+NAMES = [  # names and equations around an answer
+    ("(p,q,r)=(3,2,7)", "(3,2,7)", "math", T),
+    ("(3,2,7)", "(p,q,r)=(3,2,7)", "math", T),
+    ("a=2, b=5", "(2,5)", "math", T),
+    ("a=2, b=5", "(5,2)", "math", F),
+    ("AB=4, CD=5", "4, 5", "math", T),
+    ("4, 5", "AB=4,CD=5", "math", T),
+    ("V_1:V_2=11:21", "11:21", "math", T),
+    ("11:21", "V_{1}:V_{2}=11:21", "math", T),
+    ("|AB|=1", "1", "math", T),
+    (r"\frac{NO}{BO}=\frac{1}{\sqrt6}", r"\frac{1}{\sqrt6}", "math", T),
+    (r"x \in [-3,5]", r"-3 \le x \le 5", "math", T),
+    (r"(x, y) = (5, 8) \quad\text{and}\quad (8, 5)", "(5, 8), (8, 5)", "math", T),
+    ("a+b+c=12", "12", "math", T),
+    ("x^2=4", "4", "math", F),
+    ("x = 5+5+1 = 7 = 11", "11", "math", T),
+    ("x = 5+5+1 = 7 = 11", "x=11", "math", T),
+    ("z = 3+3 = 2", "z = 1 + 1 = 2", "math", T),
+    (r"x \approx 11", "11", "math", T),
+    (r"x=\frac13\approx0.33", r"\frac13", "math", T),
+    ("p=5,q=2;p=7,q=2", "(5,2),(7,2)", "math", T),
+    ("k=1", "1", "math", T),
+    ("k=1", "2", "math", F),
+]
+
+INEQUALITIES = [  # inequalities are the sets they describe
+    ("x > 4", r"(4,\infty)", "math", T),
+    (r"(4,\infty)", "x>4", "math", T),
+    ("x > 4", r"[4,\infty)", "math", F),
+    (r"x \geq 5", r"[5,\infty)", "math", T),
+    ("4 < x", r"(4,\infty)", "math", T),
+    (r"-1 \le x \le 6", "[-1,6]", "math", T),
+    (r"-1 < x \le 6", "(-1,6]", "math", T),
+    (r"-1 \le x \le 6", "(-1,6)", "math", F),
+    (r"x<1 \text{ or } x>4", r"(-\infty,1)\cup(4,\infty)", "math", T),
+    (r"x \le 1 \text{ or } x>4", r"(-\infty,1)\cup(4,\infty)", "math", F),
+    ("0<f(x)<1", "(0,1)", "math", T),
+    ("-793 < a < 10", "(-793, 10)", "math", T),
+    (r"[1,2]\cup[2,3]", "[1,3]", "math", T),
+    (r"[1,2)\cup(2,3]", "[1,3]", "math", F),
+    (r"(-\infty,2]\cup[2,\infty)", r"(-\infty,\infty)", "math", T),
+    (r"1\leq|z|\leq \frac{3}{2}", r"z \in \left[-\frac{3}{2}, -1\right] \cup \left[1, \frac{3}{2}\right]", "math", T),
+    (r"x \geq 5", r"x \le 5", "math", F),
+    (r"-x > -1", "x < 1", "math", T),
+    (r"x \ne 3", r"x \neq 3", "math", T),
+]
+
+PLUS_MINUS = [  # \pm expands into its two solutions inside lists and sets
+    (r"2 \pm \sqrt{7}", r"2+\sqrt7, 2-\sqrt7", "math", T),
+    (r"2-\sqrt7, 2+\sqrt7", r"2 \pm \sqrt{7}", "math", T),
+    (r"\{1\pm\sqrt{5},-2\}", r"-2, 1+\sqrt5, 1-\sqrt5", "math", T),
+    (r"\pm 2021", r"\{-2021, 2021\}", "math", T),
+    (r"\pm 2021", "2021", "math", F),
+    (r"1 \pm \sqrt{19}", r"1+\sqrt{19}", "math", F),
+    (r"\pm 3", r"\pm 3", "math", T),
+]
+
+MATRICES = [  # any matrix notation, scalar multiples and negations
+    (r"\left[\begin{array}{cc}1&2\\3&4\end{array}\right]", r"\begin{pmatrix}1&2\\3&4\end{pmatrix}", "math", T),
+    (r"\left(\begin{matrix}1&2\\3&4\end{matrix}\right)", r"\begin{pmatrix}1&2\\3&4\end{pmatrix}", "math", T),
+    ("[1, 2; 3, 4]", r"\begin{pmatrix}1&2\\3&4\end{pmatrix}", "math", T),
+    (r"\frac{1}{3}\begin{pmatrix}3&6\\9&12\end{pmatrix}", r"\begin{pmatrix}1&2\\3&4\end{pmatrix}", "math", T),
+    (r"\frac{1}{3}\begin{pmatrix}3&6\\9&12\end{pmatrix}", r"\begin{pmatrix}3&6\\9&12\end{pmatrix}", "math", F),
+    (r"-\begin{pmatrix}1&-2\\3&4\end{pmatrix}", r"\begin{pmatrix}-1&2\\-3&-4\end{pmatrix}", "math", T),
+    (r"2\begin{pmatrix}1\\2\end{pmatrix}", r"\begin{pmatrix}2\\4\end{pmatrix}", "math", T),
+    (
+        r"\begin{pmatrix}1&2\\3&4\end{pmatrix}+\begin{pmatrix}5&6\\7&8\end{pmatrix}",
+        r"\begin{pmatrix}6&8\\10&12\end{pmatrix}",
+        "math",
+        T,
+    ),
+    (r"\begin{bmatrix}0&0\\0&0\end{bmatrix}", r"\begin{pmatrix}0&0\\0&0\end{pmatrix}", "math", T),
+    ("[1, 2; 3, 4]", r"\begin{pmatrix}1&3\\2&4\end{pmatrix}", "math", F),
+]
+
+BRACKETS = [  # a vector or list in either bracket; redundant braces
+    ("(4,5,6)", "[4,5,6]", "math", T),
+    ("[4,5,6]", "(4,5,6)", "math", T),
+    ("(4,5,6)", "[4,6,5]", "math", F),
+    ("(1,2)", "[1,2]", "math", F),  # two items: intervals (or a point and an interval)
+    ("{17}", "17", "math", T),
+    ("17", "{17}", "math", T),
+    ("{1,3}", r"\{1,3\}", "math", T),
+]
+
+UNITS_AND_WORDS = [  # unit words and abbreviations, counted nouns, number words, percent words
+    ("6 feet", "6 ft", "math", T),
+    ("6ft", "6", "math", T),
+    ("6 ft", "6 feet", "math", T),
+    (r"120 \text{ in}^2", r"120 \mbox{ inches}^2", "math", T),
+    (r"120 \text{ in}^2", r"120 \text{ ft}^2", "math", F),  # both name a unit, and they differ
+    ("6 meters", "6 feet", "math", F),
+    ("7 divisors", "7", "math", T),
+    ("5 apples", "5", "math", T),
+    ("seven", "7", "math", T),
+    ("twenty-one", "21", "math", T),
+    ("one hundred five", "105", "math", T),
+    ("seven", "8", "math", F),
+    ("28 percent", r"28\%", "math", T),
+    ("28 pct", r"28\%", "math", T),
+    ("28 percentage", r"28\%", "math", T),
+    (r"125\textnormal{ miles}", "125", "math", T),
+    ("125", r"125 \text{ miles}", "math", T),
+    ("4t", "4", "math", F),
+    ("5m", "5", "math", F),
+    (r"\text{M}", "M", "math", T),
+    (r"2\sin x", "2", "math", F),
+]
+
+SEPARATORS = [  # unusual gold separators
+    ("(4,0,6),(4,-2,6),(0,0,0)", "(0;0;0),(4;-2;6),(4;0;6)", "math", T),
+    (r"\{-12,-11,-10\}", "-12;-11;-10", "math", T),
+    ("(7,11), (11,7)", "(11,7)or(7,11)", "math", T),
+    ("(7,11)", "(11,7)or(7,11)", "math", F),
+    ("1,2", "1;2", "math", T),
+]
+
+SIZE_EXPLOSIVE = [  # decided structurally in milliseconds, never handed to sympy
+    (r"10^{10^{10^{10}}}", "1", "math", F),
+    (r"x^{x^{x^{x}}}", "x", "math", F),
+    ("9!!!!!!!!", "3", "math", F),
+    ("(10!)!", "5", "math", F),
+    (r"10^{10^{10}}", "10", "math", F),
+    (r"10^{10^{10^{10}}}", r"10^{10^{10^{10}}}", "math", T),  # the same text is the same answer
+]
+
+V2_CASES = (APPROXIMATIONS + EXACT + UNDEFINED + COMMAS + NAMES + INEQUALITIES + PLUS_MINUS + MATRICES + BRACKETS
+            + UNITS_AND_WORDS + SEPARATORS + SIZE_EXPLOSIVE)  # fmt: skip
+
+# (prediction, gold, question, expected): rounding is accepted where the problem asks for it
+QUESTIONS = [
+    ("0.33", r"\frac13", "Express your answer as a decimal to the nearest hundredth.", T),
+    ("0.3", r"\frac13", "Express your answer as a decimal to the nearest hundredth.", F),
+    ("0.333", r"\frac13", "Express your answer as a decimal to the nearest hundredth.", T),  # finer, correct
+    ("0.334", r"\frac13", "Express your answer as a decimal to the nearest hundredth.", F),
+    ("3.14", r"\pi", "Round your answer to the nearest hundredth.", T),
+    ("3.1", r"\pi", "Give the area to the nearest tenth.", T),
+    ("3.2", r"\pi", "Give the area to the nearest tenth.", F),
+    ("4", r"\frac72", "Round to the nearest whole number.", T),
+    ("3", r"\frac72", "Round to the nearest whole number.", F),
+    ("1230", "1234", "Round your answer to the nearest ten.", T),
+    ("0.333", r"\frac13", "What is 1/3 as a decimal?", T),
+    ("0.33", r"\frac13", "What is 1/3 as a decimal?", F),
+    ("7.78", r"\frac{70}{9}", "How much does Anna pay, in dollars, to the nearest cent?", T),
+    ("2.65", r"\frac{53}{20}", "Express the answer to two decimal places.", T),
+    ("0.333", r"\frac13", "What is one third of one?", F),
+    ("1.41", r"\sqrt{2}", "Find $x$ to the nearest hundredth.", T),
+    ("1.41", r"\sqrt{2}", "Find $x$.", F),
+]
+
+ALL_CASES = NORMALIZATION + NUMBERS + SYMBOLIC + STRUCTURES + NEAR_MISSES + CHOICES + GSM8K + V2_CASES
 
 # (completion, task, expected extracted answer)
 EXTRACTION = [
@@ -384,7 +601,9 @@ EXTRACTION = [
     ("total = 0.5", "gsm8k", "0.5"),
     ("The answer is (C).", "odyssey", "(C)"),
     (r"Therefore $\boxed{C}$", "odyssey", "C"),
-    ("so it is 14", "odyssey", None),
+    ("so it is 14", "odyssey", "14"),  # 2.0: the value the last sentence states
+    ("so it is 14 and then 3 more", "odyssey", "14"),
+    ("14 is what I get after 3 steps", "odyssey", None),
     (r"\boxed{\begin{pmatrix} 1 \\ 2 \end{pmatrix}}", "math", r"\begin{pmatrix} 1 \\ 2 \end{pmatrix}"),
     (r"The value is \boxed{\text{(B)}}.", "math", r"\text{(B)}"),
     (r"\boxed{x \in [1, 2)}", "math", r"x \in [1, 2)"),

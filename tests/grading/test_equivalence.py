@@ -7,7 +7,7 @@ import pytest
 from stepdpo_bench.grading import Verdict, is_equivalent, is_equivalent_batch
 from stepdpo_bench.grading.equivalence import compare
 
-from .cases import ALL_CASES, CHOICES, GSM8K, NEAR_MISSES, NORMALIZATION, NUMBERS, STRUCTURES, SYMBOLIC
+from .cases import ALL_CASES, CHOICES, COMMAS, GSM8K, NEAR_MISSES, NORMALIZATION, NUMBERS, STRUCTURES, SYMBOLIC
 
 
 def _ids(rows):
@@ -53,11 +53,13 @@ def test_fast_path_needs_no_sympy_for_plain_numbers():
 
 def test_equivalence_is_symmetric_on_exact_values():
     for p, g, t, e in ALL_CASES:
+        if (p, g, t, e) in COMMAS:  # commas read by the gold's shape: asymmetric by design
+            continue
         if t == "math" and e and "." not in p + g and "=" not in p + g:
             assert bool(is_equivalent(g, p, t)) == e, (p, g)
 
 
 def test_none_and_unknown_task():
     assert not is_equivalent(None, "5")
-    with pytest.raises(ValueError, match="unknown task"):
+    with pytest.raises(ValueError, match="unknown answer convention"):
         is_equivalent("5", "5", task="mmlu")

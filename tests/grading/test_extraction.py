@@ -29,9 +29,14 @@ def test_nested_and_escaped_braces():
     assert boxed_contents(r"\boxed{\frac{a}{b^{2}}} \boxedx{3}") == [r"\frac{a}{b^{2}}"]
 
 
-def test_no_last_number_fallback_for_math():
-    assert extract("the sum is 15", "math").answer is None
-    assert extract("the sum is 15", "gsm8k").answer == "15"
+def test_no_last_number_fallback_for_math_only_a_stated_value():
+    """gsm8k takes the last number anywhere; math only the value the last sentence states, never scratch work."""
+    assert extract("so 3 + 4 = 7 and we are done, 12 left", "math").answer is None
+    assert extract("3 + 4 = 7. Then we add 5.", "math").answer is None
+    assert extract("We add 5 and get 12. Thank you!", "math").answer is None  # a pleasantry ends the text
+    ex = extract("Adding up, the sum is 15.", "math")
+    assert (ex.answer, ex.method) == ("15", "last-number")
+    assert extract("the sum is 15, then 3 more", "gsm8k").answer == "3"
 
 
 def test_gold_list_must_have_one_item():

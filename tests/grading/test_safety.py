@@ -130,8 +130,8 @@ def test_hang_in_a_thread_does_not_stall_the_caller():
     """signal.alarm only works in the main thread; our limit must hold in any thread."""
     out = {}
 
-    def run():
-        out["v"] = is_equivalent("9!!!!!!!!", "3", timeout=1.0)
+    def run():  # not recognisable as explosive from its text, yet sympy would work on it for minutes
+        out["v"] = is_equivalent(r"\sum_{k=1}^{1000} k^{k^{2}}", "3", timeout=1.0)
 
     th = threading.Thread(target=run)
     th.start()
