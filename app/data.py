@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ import pandas as pd
 
 from stepdpo_bench.compare import breakdown, paired, per_problem
 from stepdpo_bench.leaderboard import leaderboard
+from stepdpo_bench.prompts import question_from_prompt
 from stepdpo_bench.store import connect
 
 
@@ -82,7 +84,8 @@ class Data:
         out: dict[str, dict[str, Any]] = {}
         for rid in run_ids:
             rows = self._df(
-                """SELECT s.*, r.label FROM samples s JOIN runs r USING (run_id)
+                """SELECT s.*, r.label, json_extract_string(r.manifest, '$.prompt.template') AS template
+                   FROM samples s JOIN runs r USING (run_id)
                    WHERE s.run_id = ? AND s.problem_id = ? AND s.sample_idx = ?""",
                 [rid, problem_id, sample_idx],
             ).to_dict("records")
@@ -92,7 +95,11 @@ class Data:
                 "SELECT text FROM steps WHERE run_id = ? AND problem_id = ? AND sample_idx = ? ORDER BY step_idx",
                 [rid, problem_id, sample_idx],
             )
-            out[rid] = {**rows[0], "steps": list(steps["text"])}
+            out[rid] = {
+                **rows[0],
+                "steps": list(steps["text"]),
+                "question": question_from_prompt(rows[0].get("template") or "", rows[0]["prompt"]),
+            }
         return out
 
     def audit(self) -> pd.DataFrame:
@@ -124,3 +131,32 @@ def first_divergence(a: list[str], b: list[str]) -> int | None:
         if " ".join(x.split()) != " ".join(y.split()):
             return i
     return None if len(a) == len(b) else min(len(a), len(b))
+
+
+_MATH = re.compile(r"\$\$.+?\$\$|\$[^$\n]+?\$|\\\(.+?\\\)|\\\[.+?\\\]", re.S)
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~^=:@&$/%\"'])")
+_LINKISH = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*:(?=//)|\bwww(?=\.)|@(?=\w)")  # "http:", "www", "a@b"
+_UNTRUSTED_TEX = re.compile(r"\\(href|url|includegraphics|htmlClass|htmlId|htmlStyle|htmlData)(?![A-Za-z])")
+
+
+def _literal(text: str) -> str:
+    """Prose as Markdown that shows exactly these characters: every character Markdown (or GFM autolinking) could
+    read as syntax becomes a numeric character reference, which renders as itself and forms no construct; URLs
+    get an invisible break (a zero-width space after ``http:``, ``www``, ``@``) so the renderer cannot link them."""
+    text = _LINKISH.sub(lambda m: m.group(0) + "\u200b", text)  # the renderer linkifies URLs in text: break them
+    return _MD_SPECIAL.sub(lambda m: f"&#{ord(m.group(1))};", text)
+
+
+def safe_markdown(text: str) -> str:
+    """Model text for ``st.markdown`` that renders as the text it is, LaTeX included, and nothing else: every
+    Markdown and HTML control character outside math is a character reference (no image, link, autolink, code
+    span or raw HTML can form),
+    and inside math the commands that would make a link or load a resource (``\\href``, ``\\url``,
+    ``\\includegraphics``, ``\\htmlClass``...) are shown as text instead."""
+    out, last = [], 0
+    for m in _MATH.finditer(text):
+        out.append(_literal(text[last : m.start()]))
+        out.append(_UNTRUSTED_TEX.sub(r"\\text{\\textbackslash \1}", m.group(0)))
+        last = m.end()
+    out.append(_literal(text[last:]))
+    return "".join(out).replace("\n", "  \n")  # keep line breaks

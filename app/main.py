@@ -17,8 +17,9 @@ import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `streamlit run app/main.py` from a checkout
 
-from app.data import Data, first_divergence
-from stepdpo_bench.leaderboard import extraction_summary
+from app.data import Data, first_divergence, safe_markdown
+from stepdpo_bench.contracts import parse_link
+from stepdpo_bench.leaderboard import extraction_summary, safe_cell
 from stepdpo_bench.store import StoreError
 
 PAGES = ("Leaderboard", "Compare", "Samples", "Audit", "Training")
@@ -80,7 +81,12 @@ def page_leaderboard(data: Data) -> None:
         )  # fmt: skip
     except ImportError:
         st.bar_chart(chart.set_index("label")["acc"])
-    st.download_button("Download CSV", view.to_csv(index=False), "leaderboard.csv", "text/csv")
+    st.download_button("Download CSV", _csv(view), "leaderboard.csv", "text/csv")
+
+
+def _csv(df: pd.DataFrame) -> str:
+    """CSV for a spreadsheet: cells that would start a formula (= + - @) are quoted (formula injection)."""
+    return df.apply(lambda col: col.map(safe_cell) if col.dtype == object else col).to_csv(index=False)
 
 
 def _pick_pair(data: Data) -> tuple[str, str] | None:
@@ -94,7 +100,7 @@ def _pick_pair(data: Data) -> tuple[str, str] | None:
             "(choose runs below)",
             *[f"DPO vs Step-DPO on {r.base_model} · {r.task}" for r in quick.itertuples()],
         ]
-        choice = st.selectbox("Quick comparison", options, key="quick")
+        choice = st.selectbox("Quick comparison", options, index=1, key="quick")  # DPO vs Step-DPO when it exists
         if choice != options[0]:
             row = quick.iloc[options.index(choice) - 1]
             return row.dpo_run, row.stepdpo_run
@@ -149,10 +155,17 @@ def page_compare(data: Data) -> None:
 
 
 def _show_text(text: str, raw: bool) -> None:
+    """Model text on the page: as plain text, or with its LaTeX rendered, but never as Markdown or HTML that could
+    load a resource (an image, a tracking pixel) or change the page's structure (safe_markdown)."""
     if raw:
         st.text(text)
     else:
-        st.markdown(text, unsafe_allow_html=False)
+        st.markdown(safe_markdown(text), unsafe_allow_html=False)
+
+
+def _answer_line(label: str, value: object) -> None:
+    """``label: value`` with the value as literal text (a backtick in it cannot break out of anything)."""
+    st.text(f"{label}: {value}")
 
 
 def page_samples(data: Data) -> None:
@@ -165,7 +178,8 @@ def page_samples(data: Data) -> None:
     sb = {s["problem_id"]: s for s in data.samples(b) if s["sample_idx"] == 0}
     common = sorted(sa.keys() & sb.keys())
     c1, c2, c3 = st.columns(3)
-    which = c1.selectbox("Show", ["all", "fixed by B", "broken by B", "both wrong", "both right"], key="smp_filter")
+    which = c1.selectbox("Show", ["where they disagree", "fixed by B", "broken by B", "both wrong", "both right",
+                                  "all"], key="smp_filter")  # fmt: skip
     subjects = sorted({str(sa[k]["subject"]) for k in common if sa[k]["subject"] is not None})
     subj = c2.selectbox("Subject", ["all", *subjects], key="smp_subject")
     levels = sorted({str(sa[k]["level"]) for k in common if sa[k]["level"] is not None})
@@ -173,8 +187,8 @@ def page_samples(data: Data) -> None:
 
     def keep(k: str) -> bool:
         ca, cb = bool(sa[k]["correct"]), bool(sb[k]["correct"])
-        ok = {"all": True, "fixed by B": not ca and cb, "broken by B": ca and not cb, "both wrong": not (ca or cb),
-              "both right": ca and cb}[which]  # fmt: skip
+        ok = {"all": True, "where they disagree": ca != cb, "fixed by B": not ca and cb, "broken by B": ca and not cb,
+              "both wrong": not (ca or cb), "both right": ca and cb}[which]  # fmt: skip
         return ok and (subj == "all" or str(sa[k]["subject"]) == subj) and (lev == "all" or str(sa[k]["level"]) == lev)
 
     ids = [k for k in common if keep(k)]
@@ -182,12 +196,14 @@ def page_samples(data: Data) -> None:
         st.info("No problem matches these filters.")
         return
     pid = st.selectbox(f"Problem ({len(ids)})", ids, key="smp_problem")
-    raw = st.toggle("Show raw text (no Markdown/LaTeX rendering)", key="smp_raw")
+    raw = st.toggle("Show raw text (no LaTeX rendering)", key="smp_raw")
     rows = data.problem([a, b], pid)
     first = next(iter(rows.values()))
     st.subheader("Problem")
-    _show_text(first["prompt"], raw=True)
-    st.markdown(f"**Gold answer:** `{first['gold']}`")
+    _show_text(first.get("question") or first["prompt"], raw)
+    with st.expander("The exact prompt the model saw"):
+        st.text(first["prompt"])
+    _answer_line("Gold answer", first["gold"])
     div = first_divergence(rows[a]["steps"], rows[b]["steps"]) if a in rows and b in rows else None
     if div is not None:
         st.warning(f"The solutions part ways at step {div + 1}.")
@@ -199,8 +215,8 @@ def page_samples(data: Data) -> None:
                 st.write("(no sample)")
                 continue
             st.markdown(f"#### {r['label']}")
-            verdict = ":green[**correct**]" if r["correct"] else ":red[**wrong**]"
-            st.markdown(f"{verdict} — extracted `{r['pred']}` vs gold `{r['gold']}`")
+            st.markdown(":green[**correct**]" if r["correct"] else ":red[**wrong**]")
+            _answer_line("extracted", r["pred"])
             st.caption(f"answer found by: {r.get('method') or '?'} · grader: {r['reason']} · finish: "
                        f"{r['finish_reason']} · {r['n_tokens']} tokens")  # fmt: skip
             for i, step in enumerate(r["steps"]):
@@ -218,7 +234,7 @@ def page_audit(data: Data) -> None:
         return
     st.write(f"{len(df)} samples for a human to adjudicate.")
     st.dataframe(df, hide_index=True, use_container_width=True)
-    st.download_button("Download CSV", df.to_csv(index=False), "audit.csv", "text/csv")
+    st.download_button("Download CSV", _csv(df), "audit.csv", "text/csv")
 
 
 def page_training(data: Data) -> None:
@@ -236,20 +252,22 @@ def page_training(data: Data) -> None:
 def _apply_link(data: Data) -> None:
     """Deep links (``?page=Samples&a=RUN&b=RUN&problem=ID``, as the CI gate's report writes them) preselect the
     page, the two runs and the problem, once per session; unknown values are ignored."""
-    qp = st.query_params
-    if st.session_state.get("_link_applied") or "page" not in qp:
+    link = parse_link(dict(st.query_params))
+    if st.session_state.get("_link_applied") or "page" not in link:
         return
     st.session_state["_link_applied"] = True
-    if qp["page"] in PAGES:
-        st.session_state["page"] = qp["page"]
+    if link["page"] in PAGES:
+        st.session_state["page"] = link["page"]
     try:
         runs = set(data.runs().run_id)
     except StoreError:
         return
-    if qp.get("a") in runs and qp.get("b") in runs:
-        st.session_state["run_a"], st.session_state["run_b"] = qp["a"], qp["b"]
-        if "problem" in qp:
-            st.session_state["smp_problem"] = qp["problem"]
+    if link.get("a") in runs and link.get("b") in runs:
+        st.session_state["run_a"], st.session_state["run_b"] = link["a"], link["b"]
+        st.session_state["quick"] = "(choose runs below)"
+        if "problem" in link:
+            st.session_state["smp_filter"] = "all"
+            st.session_state["smp_problem"] = link["problem"]
 
 
 def main() -> None:

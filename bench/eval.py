@@ -181,10 +181,10 @@ def overhead(args: argparse.Namespace, ckpt: Path, prompts: list[str], template:
                     out_dir=args.out / f"overhead-{stamp}-{rep}",  # fresh: a finished run would be reused
                 )
                 res = evaluate(req, sampler, Console(quiet=True))
-                tm = res.manifest["timings"]
-                assert tm["tokens_out"] == n_tok, tm
+                tm = res.manifest.timings
+                assert tm.tokens_out == n_tok, tm
                 ours.append(time.perf_counter() - t0)
-                outside.append(ours[-1] - tm["generate_s"])
+                outside.append(ours[-1] - tm.generate_s)
     sampler.close()
     del sampler
 

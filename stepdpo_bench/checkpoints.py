@@ -62,7 +62,7 @@ def inspect(name: str) -> Checkpoint:
     path = Path(name).expanduser()
     if not path.exists():
         if _looks_local(name) or name.count("/") > 1:
-            raise CheckpointError(f"{name}: no such directory (and not a Hub id like org/model)")
+            raise CheckpointError(f"{name}: no such checkpoint directory (and not a Hub id like org/model)")
         return Checkpoint(name, False, name)
     if not path.is_dir():
         raise CheckpointError(f"{name}: not a directory; --model takes a checkpoint directory or a Hub id")

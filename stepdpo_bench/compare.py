@@ -125,3 +125,64 @@ def breakdown(a_samples: Sequence[dict[str, Any]], b_samples: Sequence[dict[str,
         res = paired({k: a[k] for k in ids if k in a}, {k: b[k] for k in ids if k in b})
         rows.append({key: g, **res.to_dict()})
     return rows
+
+
+@dataclass
+class RunComparison:
+    """Two runs compared on their common problems, overall and per subject and level."""
+
+    a: str
+    b: str
+    a_label: str
+    b_label: str
+    paired: Paired
+    by_subject: list[dict[str, Any]]
+    by_level: list[dict[str, Any]]
+    warnings: list[str] = field(default_factory=list)
+
+
+def compare_runs(a: Any, b: Any) -> RunComparison:
+    """``a`` (baseline) and ``b`` (candidate) run directories, paired on the problems both answered."""
+    ma, mb = a.manifest(), b.manifest()
+    for m, run in ((ma, a), (mb, b)):
+        if m is None or not m.done:
+            raise ValueError(f"{run.path}: not a finished run")
+    warnings = []
+    if ma.task.name != mb.task.name:
+        warnings.append(f"different tasks: {ma.task.name} vs {mb.task.name}")
+    sa, sb = a.read_samples(), b.read_samples()
+    res = paired(per_problem(sa), per_problem(sb))
+    if res.n == 0:
+        raise ValueError(f"{a.run_id} and {b.run_id} share no problem")
+    return RunComparison(a.run_id, b.run_id, ma.model.display, mb.model.display, res, breakdown(sa, sb, "subject"),
+                         breakdown(sa, sb, "level"), warnings)  # fmt: skip
+
+
+def comparison_table(res: RunComparison) -> list[Any]:
+    """Rich tables: the overall paired result, then per subject and per level where the runs have them."""
+    from rich.table import Table
+    from rich.text import Text
+
+    def pts(x: float) -> str:
+        return "-" if x != x else f"{100 * x:+.1f}"
+
+    p = res.paired
+    head = Table(title=f"B − A on the {p.n} problems both answered ({p.test})")
+    for col in ("A", "B", "A %", "B %", "B − A pts", "95% CI pts", "p", "fixed by B", "broken by B"):
+        head.add_column(col, justify="left" if col in ("A", "B") else "right")
+    ci = f"{pts(p.ci95[0])} … {pts(p.ci95[1])}"
+    head.add_row(Text(res.a_label), Text(res.b_label), f"{100 * p.acc_a:.1f}", f"{100 * p.acc_b:.1f}", pts(p.diff),
+                 ci, f"{p.p_value:.3g}", str(p.n_fixed), str(p.n_broken))  # fmt: skip
+    tables = [head]
+    for key, rows in (("subject", res.by_subject), ("level", res.by_level)):
+        if not rows:
+            continue
+        t = Table(title=f"By {key}")
+        for col in (key, "problems", "A %", "B %", "B − A pts", "95% CI pts", "p"):
+            t.add_column(col, justify="left" if col == key else "right")
+        for r in rows:
+            lo, hi = r["ci95"]
+            t.add_row(Text(str(r[key])), str(r["n"]), f"{100 * r['acc_a']:.1f}", f"{100 * r['acc_b']:.1f}",
+                      pts(r["diff"]), f"{pts(lo)} … {pts(hi)}", f"{r['p_value']:.3g}")  # fmt: skip
+        tables.append(t)
+    return tables

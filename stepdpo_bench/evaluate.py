@@ -1,8 +1,10 @@
 """``stepdpo-bench eval``: task -> prompts -> sampler -> grading -> run files, resumable at any point.
 
-Generation goes in chunks; after each chunk the graded samples are appended to ``samples.jsonl`` and fsynced,
-so a kill loses at most the chunk in flight and the same command resumes where it stopped.  The sampler is
-passed in, so one engine serves every task of an invocation (and the trainer's pipeline reuses it).
+An evaluation is planned before any model loads (``plan``: task data, filters, prompt, sampling and the run id),
+so bad input and a second writer of the same run fail in a second, not after an engine start.  Then ``execute``
+generates in chunks; after each chunk the graded samples are appended to ``samples.jsonl`` and fsynced, so a kill
+loses at most the chunk in flight and the same command resumes where it stopped.  The sampler is passed in, so one
+engine serves every task of an invocation (and the trainer's pipeline reuses it).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import hashlib
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +21,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from . import __version__
+from .contracts import TRAIN_TAG
 from .grading import GRADER_VERSION, grade_batch, is_equivalent
+from .manifest import GraderInfo, Manifest, ModelInfo, PromptInfo, SamplingInfo, TaskInfo, Timings
 from .metrics import compute_metrics
 from .prompts import PromptTemplate, default_prompt, get_template, question_from_prompt, render
 from .runs import SAMPLES_JSONL, RunDir, make_run_id, now_iso
-from .samplers import Sampler, SamplingParams
+from .samplers import ModelIdentity, Sampler, SamplingParams
 from .steps import split_steps
-from .tasks import Problem, Task, load_task
+from .tasks import Problem, Task, TaskError, load_task
 
 DEFAULT_MAX_TOKENS = 2048  # long enough for full MATH solutions; truncation is reported, never silent
 
@@ -49,6 +53,7 @@ class EvalRequest:
     method: str = "other"
     label: str | None = None
     base_model: str | None = None
+    tags: list[str] = field(default_factory=list)
     chunk_size: int | None = None
     task_seed: int = 0
     question_field: str = "question"
@@ -56,11 +61,29 @@ class EvalRequest:
     convention: str = "math"
     lenient_grading: bool = False  # the pre-2.0 rule: any correctly rounded decimal matches an exact gold
 
+    @property
+    def filters(self) -> dict[str, Any]:
+        return {"limit": self.limit, "subjects": self.subjects, "levels": self.levels,
+                "problem_ids": len(self.problem_ids) if self.problem_ids is not None else None}  # fmt: skip
+
+
+@dataclass
+class EvalPlan:
+    """One task's run, decided before any model loads: what will be scored, how, and where it lands."""
+
+    req: EvalRequest
+    task: Task
+    template: PromptTemplate
+    params: SamplingParams
+    backend: str
+    identity: dict[str, Any]
+    run: RunDir
+
 
 @dataclass
 class EvalResult:
     run_dir: RunDir
-    manifest: dict[str, Any]
+    manifest: Manifest
     status: str  # "new" | "resumed" | "reused"
 
 
@@ -73,28 +96,53 @@ def _problems_sha(problems: Sequence[Problem]) -> str:
     return hashlib.sha256("\n".join(p.id for p in problems).encode()).hexdigest()[:16]
 
 
-def grader_identity(lenient: bool) -> dict[str, Any]:
-    """What decides verdicts, besides the grader's code: its version and whether lenient rounding was on."""
-    return {"version": GRADER_VERSION, "lenient": bool(lenient)}
-
-
-def build_identity(task: Task, template: PromptTemplate, sampler: Sampler, params: SamplingParams,
-                   lenient: bool = False) -> dict[str, Any]:  # fmt: skip
-    ident = sampler.identity()
-    return {
-        "model": {"name_or_path": ident.name_or_path, "revision": ident.revision, "fingerprint": ident.fingerprint},
-        "task": {
-            "name": task.name,
-            "split": task.split,
-            "data_sha256": task.data_sha256,
-            "problems_sha": _problems_sha(task.problems),
-            "n_problems": len(task),
-        },
-        "prompt": {"name": template.name, "fingerprint": template.fingerprint()},
-        "sampling": {"backend": sampler.backend, **params.to_dict()},
-        "grader_version": GRADER_VERSION,
-        **({"grader": grader_identity(lenient)} if lenient else {}),
+def build_identity(task: Task, template: PromptTemplate, backend: str, model: ModelIdentity, params: SamplingParams,
+                   req: EvalRequest) -> dict[str, Any]:  # fmt: skip
+    """Everything that decides a sample or its verdict; the run id is its hash (tests/harness/test_identity.py
+    enumerates the eval options and checks that each one is here or declared as not affecting results)."""
+    task_id: dict[str, Any] = {
+        "name": task.name,
+        "split": task.split,
+        "data_sha256": task.data_sha256,
+        "problems_sha": _problems_sha(task.problems),
+        "n_problems": len(task),
+        "convention": task.convention,
     }
+    if task.name.startswith("jsonl:"):
+        task_id["fields"] = [req.question_field, req.answer_field]
+    return {
+        "model": {"name_or_path": model.name_or_path, "revision": model.revision, "fingerprint": model.fingerprint},
+        "task": task_id,
+        "prompt": {"name": template.name, "fingerprint": template.fingerprint()},
+        "sampling": {"backend": backend, **params.to_dict()},
+        "grader_version": GRADER_VERSION,
+        **({"grader": {"version": GRADER_VERSION, "lenient": True}} if req.lenient_grading else {}),
+    }
+
+
+def plan(req: EvalRequest, backend: str, model: ModelIdentity) -> EvalPlan:
+    """Load and filter the task, pick the prompt, fix the sampling and the run id.  No model is loaded."""
+    task = load_task(req.task, req.data_dir, req.split, seed=req.task_seed, question_field=req.question_field,
+                     answer_field=req.answer_field, convention=req.convention)  # fmt: skip
+    full = task
+    task = task.filtered(req.limit, req.subjects, req.levels, req.problem_ids)
+    if not task.problems:
+        raise TaskError(f"task {req.task!r}: no problems left after --limit/--subjects/--levels"
+                        + _choices(full))  # fmt: skip
+    template = get_template(req.prompt or (None if req.prompt_file else default_prompt(task.convention)),
+                            req.prompt_file)  # fmt: skip
+    params = replace(req.sampling, stop=tuple(dict.fromkeys([*template.stop, *req.sampling.stop])))
+    identity = build_identity(task, template, backend, model, params, req)
+    return EvalPlan(req, task, template, params, backend, identity, RunDir(Path(req.out_dir) / make_run_id(identity)))
+
+
+def _choices(task: Task) -> str:
+    """The subjects and levels a task has, for an empty filter's error."""
+    subjects = sorted({p.subject for p in task.problems if p.subject})
+    levels = sorted({str(p.level) for p in task.problems if p.level})
+    parts = [f"subjects: {', '.join(subjects)}" if subjects else "", f"levels: {', '.join(levels)}" if levels else ""]
+    parts = [p for p in parts if p]
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def _progress(console: Console) -> Progress:
@@ -106,147 +154,135 @@ def _progress(console: Console) -> Progress:
 
 
 def evaluate(req: EvalRequest, sampler: Sampler, console: Console | None = None) -> EvalResult:
-    """Run (or resume, or reuse) one task's evaluation and return its run directory and manifest."""
+    """Run (or resume, or reuse) one task's evaluation with a ready sampler: plan, lock, execute."""
+    p = plan(req, sampler.backend, sampler.identity())
+    with p.run.exclusive():
+        return execute(p, sampler, console)
+
+
+def finished(p: EvalPlan) -> Manifest | None:
+    """The plan's run manifest when that run is already done (the same command then reuses it, no model needed)."""
+    m = p.run.manifest()
+    return m if m is not None and m.done else None
+
+
+def execute(p: EvalPlan, sampler: Sampler, console: Console | None = None) -> EvalResult:
+    """Reuse, resume or start the planned run (the caller holds its lock); chunks are graded and fsynced."""
     console = console or Console(stderr=True)
     t_start = time.perf_counter()
-    task = load_task(
-        req.task,
-        req.data_dir,
-        req.split,
-        seed=req.task_seed,
-        question_field=req.question_field,
-        answer_field=req.answer_field,
-        convention=req.convention,
-    )
-    task = task.filtered(req.limit, req.subjects, req.levels, req.problem_ids)
-    if not task.problems:
-        raise ValueError(f"task {req.task!r}: no problems left after --limit/--subjects/--levels filters")
-    template = get_template(
-        req.prompt or (None if req.prompt_file else default_prompt(task.convention)), req.prompt_file
-    )
-    params = SamplingParams(
-        **{**req.sampling.to_dict(), "stop": tuple(dict.fromkeys([*template.stop, *req.sampling.stop]))}
-    )
+    old = p.run.manifest()
+    if old is not None and old.done:
+        return EvalResult(p.run, old, "reused")
+    task, template, params, req = p.task, p.template, p.params, p.req
     as_messages = template.chat and sampler.backend == "openai"
     tokenizer = None if as_messages or not template.chat else _tokenizer_of(sampler)
-    prompts = {p.id: render(template, p, tokenizer, as_messages) for p in task.problems}
+    prompts = {q.id: render(template, q, tokenizer, as_messages) for q in task.problems}
 
-    identity = build_identity(task, template, sampler, params, req.lenient_grading)
-    run = RunDir(Path(req.out_dir) / make_run_id(identity))
-    with run.exclusive():
-        return _run(req, sampler, console, t_start, task, template, params, prompts, identity, run)
-
-
-def _run(
-    req: EvalRequest,
-    sampler: Sampler,
-    console: Console,
-    t_start: float,
-    task: Task,
-    template: PromptTemplate,
-    params: SamplingParams,
-    prompts: dict[str, Any],
-    identity: dict[str, Any],
-    run: RunDir,
-) -> EvalResult:
-    """Reuse, resume or start ``run`` while holding its lock; chunks are graded and fsynced as they finish."""
-    old = run.manifest()
-    if old and old.get("status") == "done":
-        return EvalResult(run, old, "reused")
-
-    done = run.read_samples()
+    done = p.run.read_samples()
     have: dict[str, set[int]] = {}
     for s in done:
         have.setdefault(s["problem_id"], set()).add(s["sample_idx"])
-    todo = [p for p in task.problems if len(have.get(p.id, ())) < params.n]
+    todo = [q for q in task.problems if len(have.get(q.id, ())) < params.n]
     status = "resumed" if done else "new"
-    manifest: dict[str, Any] = {
-        "run_id": run.run_id,
-        "status": "running",
-        "created_at": (old or {}).get("created_at") or now_iso(),
-        "updated_at": now_iso(),
-        "source": "stepdpo-bench",
-        "model": {
-            **identity["model"],
-            **_trained_tags(req),
-            "label": req.label or Path(req.model.rstrip("/")).name,
-        },
-        "task": {
-            "name": task.name,
-            "split": task.split,
-            "n_problems": len(task),
-            "data_sha256": task.data_sha256,
-            "convention": task.convention,
-            "source": task.source,
-            "meta": task.meta,
-        },
-        "prompt": {
-            "name": template.name,
-            "template": template.template,
-            "assistant_prefix": template.assistant_prefix,
-            "chat": template.chat,
-        },
-        "sampling": identity["sampling"],
-        "grader_version": GRADER_VERSION,
-        "grader": grader_identity(req.lenient_grading),
-        "code_version": __version__,
-        "identity": identity,
-        "timings": (old or {}).get("timings") or {"wall_s": 0.0, "generate_s": 0.0, "grade_s": 0.0, "tokens_out": 0},
-    }
-    run.drop_parquet()
-    run.write_manifest(manifest)
-    timings = manifest["timings"]
+    manifest = _manifest(p, old)
+    p.run.drop_parquet()
+    p.run.write_manifest(manifest)
+    timings = manifest.timings
     chunk = req.chunk_size or (512 if sampler.backend == "vllm" else 128 if sampler.backend == "openai" else 32)
     total = len(task) * params.n
     try:
         with _progress(console) as bar:
-            tid = bar.add_task(
-                f"{task.name} ({sampler.backend})", total=total, completed=total - len(todo) * params.n, rate=""
-            )
+            tid = bar.add_task(f"{task.name} ({sampler.backend})", total=total,
+                               completed=total - len(todo) * params.n, rate="")  # fmt: skip
             tokens_here, gen_here = 0, 0.0
             for start in range(0, len(todo), chunk):
                 batch = todo[start : start + chunk]
                 t0 = time.perf_counter()
-                outs = sampler.generate([prompts[p.id] for p in batch], params)
+                outs = sampler.generate([prompts[q.id] for q in batch], params)
                 t1 = time.perf_counter()
-                records = _grade_chunk(run.run_id, batch, outs, prompts, template, task.convention, have,
+                records = _grade_chunk(p.run.run_id, batch, outs, prompts, template, task.convention, have,
                                        req.lenient_grading)  # fmt: skip
                 t2 = time.perf_counter()
-                run.append_samples(records)
-                timings["generate_s"] += t1 - t0
-                timings["grade_s"] += t2 - t1
+                p.run.append_samples(records)
+                timings.generate_s += t1 - t0
+                timings.grade_s += t2 - t1
                 new_tokens = sum(c.n_tokens for cs in outs for c in cs)
-                timings["tokens_out"] += new_tokens
+                timings.tokens_out += new_tokens
                 tokens_here += new_tokens
                 gen_here += t1 - t0
                 bar.update(tid, advance=len(batch) * params.n, rate=f"{tokens_here / max(gen_here, 1e-9):.0f} tok/s")
     except BaseException as exc:
-        timings["wall_s"] += time.perf_counter() - t_start
-        manifest.update(status="failed", updated_at=now_iso(), error=f"{type(exc).__name__}: {exc}"[:500])
-        run.write_manifest(manifest)
+        timings.wall_s += time.perf_counter() - t_start
+        manifest.status, manifest.updated_at = "failed", now_iso()
+        manifest.error = f"{type(exc).__name__}: {exc}"[:500]
+        p.run.write_manifest(manifest)
         raise
-    samples = run.read_samples()
-    manifest["metrics"] = compute_metrics(samples, _same(task.convention, req.lenient_grading))
-    if manifest["metrics"].get("context_clamped"):
+    samples = p.run.read_samples()
+    manifest.metrics = compute_metrics(samples, _same(task.convention, req.lenient_grading))
+    if manifest.metrics.get("context_clamped"):
         console.print(
-            f"warning: {task.name}: {manifest['metrics']['context_clamped']} samples hit the model's context window "
+            f"warning: {task.name}: {manifest.metrics['context_clamped']} samples hit the model's context window "
             f"before --max-tokens {params.max_tokens} (budget clamped so prompt + completion fit; finish reason "
             "'context', counted as truncated)", highlight=False, markup=False, soft_wrap=True,
         )  # fmt: skip
-    run.compact(samples)
-    timings["wall_s"] += time.perf_counter() - t_start
-    manifest.update(status="done", updated_at=now_iso())
-    manifest.pop("error", None)
-    run.write_manifest(manifest)
-    return EvalResult(run, manifest, status)
+    p.run.compact(samples)
+    timings.wall_s += time.perf_counter() - t_start
+    manifest.status, manifest.updated_at, manifest.error = "done", now_iso(), None
+    p.run.write_manifest(manifest)
+    return EvalResult(p.run, manifest, status)
 
 
-def _trained_tags(req: EvalRequest) -> dict[str, Any]:
-    """Method and base model for the leaderboard: as given, else from the trainer's tag in the checkpoint."""
-    tag_file = Path(req.model) / "stepdpo_train.json"
-    tag = json.loads(tag_file.read_text()) if tag_file.is_file() else {}
-    method = req.method if req.method != "other" else tag.get("method", "other")
-    return {"base_model": req.base_model or tag.get("base_model"), "method": method}
+def _manifest(p: EvalPlan, old: Manifest | None) -> Manifest:
+    """The run's manifest, built in one place from the plan (an interrupted run keeps its start and timings)."""
+    req, task, template, ident = p.req, p.task, p.template, p.identity
+    tag = _trained_tag(req.model)
+    return Manifest(
+        run_id=p.run.run_id,
+        status="running",
+        created_at=old.created_at if old and old.created_at else now_iso(),
+        updated_at=now_iso(),
+        source="stepdpo-bench",
+        model=ModelInfo(
+            **ident["model"],
+            label=req.label or Path(req.model.rstrip("/")).name,
+            method=req.method if req.method != "other" else tag.get("method", "other"),
+            base_model=req.base_model or tag.get("base_model"),
+            tags=list(req.tags),
+        ),
+        task=TaskInfo(
+            name=task.name,
+            split=task.split,
+            n_problems=len(task),
+            data_sha256=task.data_sha256,
+            convention=task.convention,
+            source=task.source,
+            problems_sha=ident["task"]["problems_sha"],
+            filters={k: v for k, v in req.filters.items() if v is not None},
+            meta=task.meta,
+        ),
+        prompt=PromptInfo(
+            name=template.name,
+            template=template.template,
+            assistant_prefix=template.assistant_prefix,
+            chat=template.chat,
+            fingerprint=ident["prompt"]["fingerprint"],
+        ),
+        sampling=SamplingInfo(**ident["sampling"]),
+        grader=GraderInfo(GRADER_VERSION, req.lenient_grading),
+        code_version=__version__,
+        identity=ident,
+        timings=old.timings if old else Timings(),
+    )
+
+
+def _trained_tag(model: str) -> dict[str, Any]:
+    """The trainer's tag in a checkpoint it wrote (method, base model), else nothing."""
+    tag_file = Path(model) / TRAIN_TAG
+    try:
+        tag = json.loads(tag_file.read_text()) if tag_file.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+    return tag if isinstance(tag, dict) else {}
 
 
 def _same(convention: str, lenient: bool) -> Any:
@@ -296,46 +332,44 @@ def regrade(run: RunDir, out_dir: Path | None = None) -> EvalResult:
     manifest = run.manifest()
     if manifest is None:
         raise ValueError(f"{run.path}: no run.json")
-    if manifest.get("status") != "done":
-        raise ValueError(f"{run.path}: run is {manifest.get('status')!r}; resume it with the same eval command first")
+    if not manifest.done:
+        raise ValueError(f"{run.path}: run is {manifest.status!r}; resume it with the same eval command first")
     samples = run.read_samples()
-    convention = manifest["task"].get("convention", "math")
-    lenient = bool((manifest.get("grader") or {}).get("lenient"))
-    template = (manifest.get("prompt") or {}).get("template") or ""
-    questions = [question_from_prompt(template, s.get("prompt") or "") for s in samples]
+    convention = manifest.task.convention
+    lenient = manifest.grader.lenient
+    questions = [question_from_prompt(manifest.prompt.template or "", s.get("prompt") or "") for s in samples]
     t0 = time.perf_counter()
     grades = grade_batch([s["completion"] for s in samples], [s["gold"] for s in samples], convention,
                          questions=questions, lenient=lenient)  # fmt: skip
-    identity = dict(manifest.get("identity") or {})
+    identity = dict(manifest.identity)
     identity["grader_version"] = GRADER_VERSION
     new_id = make_run_id(identity) if identity.get("model") else run.run_id
-    in_place = manifest.get("grader_version") == GRADER_VERSION or new_id == run.run_id
+    in_place = manifest.grader_version == GRADER_VERSION or new_id == run.run_id
     target = run if in_place else RunDir(Path(out_dir or run.path.parent) / new_id)
     new = []
     for s, g in zip(samples, grades, strict=True):
         new.append({**s, "run_id": target.run_id, "pred": g.pred, "correct": g.correct, "reason": g.reason,
                     "method": g.method})  # fmt: skip
     changed = sum(a["correct"] != b["correct"] for a, b in zip(samples, new, strict=True))
-    m = {
-        **manifest,
-        "run_id": target.run_id,
-        "grader_version": GRADER_VERSION,
-        "grader": grader_identity(lenient),
-        "identity": identity,
-        "updated_at": now_iso(),
-        "regraded": {
+    m = replace(
+        manifest,
+        run_id=target.run_id,
+        grader=GraderInfo(GRADER_VERSION, lenient),
+        identity=identity,
+        updated_at=now_iso(),
+        regraded={
             "at": now_iso(),
             "changed": changed,
-            "from_grader_version": manifest.get("grader_version"),
+            "from_grader_version": manifest.grader_version,
             "grade_s": time.perf_counter() - t0,
         },
-    }
+        regraded_from=manifest.regraded_from if in_place else run.run_id,
+    )
     if not in_place:
-        m["regraded_from"] = run.run_id
         target.path.mkdir(parents=True, exist_ok=True)
         (target.path / SAMPLES_JSONL).unlink(missing_ok=True)  # regraded twice: start the log afresh
         target.append_samples(new)
-    m["metrics"] = compute_metrics(new, _same(convention, lenient))
+    m.metrics = compute_metrics(new, _same(convention, lenient))
     target.compact(new)
     target.write_manifest(m)
     return EvalResult(target, m, "regraded")

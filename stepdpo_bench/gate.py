@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 
 from .compare import breakdown, paired_arrays, per_problem
+from .contracts import samples_link
+from .manifest import Manifest
 from .runs import RunDir, RunError, resolve_run
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
@@ -70,17 +72,19 @@ def resolve(ref: str, results: Path, task: str | None = None) -> RunDir:
         for mpath in Path(results).glob("*/run.json"):
             run = RunDir(mpath.parent)
             try:
-                m = run.manifest() or {}
+                m = run.manifest()
             except RunError:
                 continue
-            tags = {(m.get("model") or {}).get("method"), m.get("source"), *(m.get("tags") or [])}
-            if m.get("status") != "done" or ("tag" in conds and conds["tag"] not in tags):
+            if m is None or not m.done:
                 continue
-            if want_task and m["task"]["name"] != want_task:
+            tags = {m.model.method, m.source, *m.model.tags}
+            if "tag" in conds and conds["tag"] not in tags:
                 continue
-            if "label" in conds and (m.get("model") or {}).get("label") != conds["label"]:
+            if want_task and m.task.name != want_task:
                 continue
-            key = f"{m.get('created_at')}|{m.get('updated_at')}"
+            if "label" in conds and m.model.label != conds["label"]:
+                continue
+            key = f"{m.created_at}|{m.updated_at}"
             if best is None or key > best[0]:
                 best = (key, run)
         if best is None:
@@ -94,19 +98,32 @@ def resolve(ref: str, results: Path, task: str | None = None) -> RunDir:
         raise GateError(str(exc)) from None
 
 
-def mismatches(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
-    """What makes two runs incomparable: task, data, prompt, grader."""
-    out = []
+def mismatches(a: Manifest, b: Manifest) -> list[str]:
+    """What makes two runs incomparable: task and data, prompt (shown by name, compared by content), sampling
+    settings, grader version and rules."""
+
+    def prompt_name(m: Manifest) -> str:
+        return str(m.prompt.name)
+
     checks = (
-        ("task", lambda m: m["task"]["name"]),
-        ("task data sha256", lambda m: m["task"].get("data_sha256")),
-        ("prompt template", lambda m: (m.get("identity") or {}).get("prompt", {}).get("fingerprint")
-         or (m.get("prompt") or {}).get("name")),
-        ("grader version", lambda m: m.get("grader_version")),
+        ("task", lambda m: m.task.name, None),
+        ("task data sha256", lambda m: m.task.data_sha256, None),
+        ("prompt", lambda m: m.prompt.fingerprint or (m.identity.get("prompt") or {}).get("fingerprint")
+         or m.prompt.name, prompt_name),
+        ("temperature", lambda m: m.sampling.temperature, None),
+        ("top_p", lambda m: m.sampling.top_p, None),
+        ("samples per problem (n)", lambda m: m.sampling.n, None),
+        ("max_tokens", lambda m: m.sampling.max_tokens, None),
+        ("grader version", lambda m: m.grader_version, None),
+        ("lenient grading", lambda m: m.grader.lenient, None),
     )  # fmt: skip
-    for name, get in checks:
+    out = []
+    for name, get, show in checks:
         if get(a) != get(b):
-            out.append(f"{name}: {get(a)!r} vs {get(b)!r}")
+            sa, sb = (show(a), show(b)) if show else (get(a), get(b))
+            if sa == sb:  # same name, different content (an edited template)
+                sa, sb = f"{sa} ({get(a)})", f"{sb} ({get(b)})"
+            out.append(f"{name}: {sa!r} vs {sb!r}")
     return out
 
 
@@ -136,16 +153,14 @@ def judge(
     max_subject_drop: float | None = None,
 ) -> TaskVerdict:
     """The gate's verdict for one task.  ``max_drop`` and ``max_subject_drop`` are fractions (0.01 = 1 point)."""
-    mb, mc = base.manifest(), cand.manifest()
-    if mb is None or mc is None:
-        raise GateError(f"{base.path if mb is None else cand.path}: no run.json")
+    mb, mc = _manifest(base), _manifest(cand)
     for m, run in ((mb, base), (mc, cand)):
-        if m.get("status") != "done":
-            raise GateError(f"{run.path}: run is {m.get('status')!r}; finish it before gating")
+        if not m.done:
+            raise GateError(f"{run.path}: run is {m.status!r}; finish it before gating")
     mism = mismatches(mb, mc)
     if mism and not allow_mismatch:
         raise GateError("runs are not comparable (" + "; ".join(mism) + "); pass --allow-mismatch to compare anyway")
-    sb, sc = base.read_samples(), cand.read_samples()
+    sb, sc = _samples(base), _samples(cand)
     pb, pc = per_problem(sb), per_problem(sc)
     common = sorted(pb.keys() & pc.keys())
     if len(common) < min_problems:
@@ -177,7 +192,7 @@ def judge(
             verdict = FAIL
             reason = "subject drop beyond bound: " + ", ".join(f"{s['subject']} {100 * s['diff']:+.1f}" for s in bad)
     return TaskVerdict(
-        task=mc["task"]["name"], verdict=verdict, reason=reason, baseline=base.run_id, candidate=cand.run_id,
+        task=mc.task.name, verdict=verdict, reason=reason, baseline=base.run_id, candidate=cand.run_id,
         n=res.n, acc_baseline=res.acc_a, acc_candidate=res.acc_b, diff=res.diff, ci=(lo, hi),
         p_value=res.p_value, test=res.test, alpha=alpha, mde=mde, n_needed=n_needed,
         broken=[k for k in common if pc[k] < pb[k]], fixed=[k for k in common if pc[k] > pb[k]],
@@ -236,8 +251,7 @@ def markdown(verdicts: list[TaskVerdict], max_drop: float, app_url: str | None =
             lines += ["", f"Broke {len(v.broken)} problems (fixed {len(v.fixed)}):"]
             for pid in v.broken[:max_list]:
                 if app_url:
-                    q = f"?page=Samples&a={v.baseline}&b={v.candidate}&problem={pid}"
-                    lines.append(f"- [{pid}]({app_url.rstrip('/')}/{q})")
+                    lines.append(f"- [{pid}]({samples_link(app_url, v.baseline, v.candidate, pid)})")
                 else:
                     lines.append(f"- {pid}")
             if len(v.broken) > max_list:
@@ -283,3 +297,107 @@ def stratified_ids(samples: list[dict[str, Any]], n: int, seed: int = 0) -> list
         k = max(1, round(n * len(ids) / total))
         out += list(rng.choice(sorted(ids), size=min(k, len(ids)), replace=False))
     return sorted(out)
+
+
+def pick_run(refs: list[str], results: Path, task: str | None) -> RunDir:
+    """The run among ``refs`` for ``task``: a ``latest:`` query resolves per task; ids/paths must match it."""
+    found = []
+    for ref in refs:
+        run = resolve(ref, results, task)
+        m = _manifest(run)
+        if task is None or m.task.name == task:
+            found.append(run)
+    if not found:
+        raise GateError(f"no run for task {task!r} among {', '.join(refs)}")
+    return found[0]
+
+
+def _samples(run: RunDir) -> list[dict[str, Any]]:
+    """A run's samples, or GateError naming the file (a corrupt log line, a garbage parquet file)."""
+    try:
+        return run.read_samples()
+    except RunError as exc:
+        raise GateError(str(exc)) from None
+    except Exception as exc:  # pyarrow's ArrowInvalid and friends: unusable input, never a verdict
+        raise GateError(f"{run.path}: cannot read the samples ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0][:160] if str(exc) else ''})") from None  # fmt: skip
+
+
+def _manifest(run: RunDir) -> Manifest:
+    """A run's manifest, or GateError naming the file (missing, unreadable, malformed)."""
+    try:
+        m = run.manifest()
+    except RunError as exc:
+        raise GateError(str(exc)) from None
+    if m is None:
+        raise GateError(f"{run.path}: no run.json")
+    return m
+
+
+@dataclass
+class CheckSettings:
+    """How the gate judges: margins as fractions (0.01 = 1 point), the family-wise alpha, and what to refuse."""
+
+    max_drop: float = 0.01
+    alpha: float = 0.05
+    min_problems: int = 100
+    allow_mismatch: bool = False
+    seed: int = 0
+    max_subject_drop: float | None = None
+
+    def for_tasks(self, k: int) -> dict[str, Any]:
+        """Keyword arguments of ``judge`` for one of ``k`` tasks (alpha split: Bonferroni)."""
+        return {"max_drop": self.max_drop, "alpha": self.alpha / k, "min_problems": self.min_problems,
+                "allow_mismatch": self.allow_mismatch, "seed": self.seed,
+                "max_subject_drop": self.max_subject_drop}  # fmt: skip
+
+
+def check_runs(baselines: list[str], candidates: list[str], tasks: list[str | None], results: Path,
+               settings: CheckSettings) -> list[TaskVerdict]:  # fmt: skip
+    """Gate finished candidate runs against baselines, one verdict per task."""
+    out = []
+    for t in tasks:
+        base = pick_run(baselines, results, t)
+        out.append(judge(base, pick_run(candidates, results, t or _manifest(base).task.name),
+                         **settings.for_tasks(len(tasks))))  # fmt: skip
+    return out
+
+
+def check_model(baselines: list[str], model: str, tasks: list[str | None], results: Path, settings: CheckSettings,
+                sampler_opts: Any, data_dir: Path | None, subset: int | None,
+                log: Any = print) -> list[TaskVerdict]:  # fmt: skip
+    """Evaluate ``model`` with each baseline's task, prompt and sampling, then gate it: first on a stratified
+    subset of the baseline's problems when ``subset`` is given, and on all of them only if that is inconclusive."""
+    from dataclasses import replace
+
+    from .evaluate import EvalRequest, evaluate
+    from .samplers import SamplingParams, sampler_from_options
+
+    bases = [pick_run(baselines, results, t) for t in tasks]
+    manifests = [_manifest(b) for b in bases]
+    first = manifests[0].sampling
+    opts = replace(sampler_opts, backend=sampler_opts.backend or first.backend)
+    sampler = sampler_from_options(model, opts, seed=first.seed or 0)
+    verdicts = []
+    try:
+        for base, bm in zip(bases, manifests, strict=True):
+            samples = _samples(base)
+            all_ids = sorted({s["problem_id"] for s in samples})
+            s = bm.sampling
+            params = SamplingParams(s.temperature or 0.0, s.top_p or 1.0, s.max_tokens or 2048, s.n, s.seed or 0)
+            stages = [stratified_ids(samples, subset, settings.seed)] if subset and subset < len(all_ids) else []
+            stages.append(all_ids)
+            kw = settings.for_tasks(len(tasks))
+            for ids in stages:
+                req = EvalRequest(model=model, task=bm.task.name, data_dir=data_dir, split=bm.task.split,
+                                  problem_ids=ids, prompt=bm.prompt.name, sampling=params, out_dir=results,
+                                  task_seed=(bm.task.meta or {}).get("seed", 0))  # fmt: skip
+                res = evaluate(req, sampler)
+                verdict = judge(base, res.run_dir, **{**kw, "min_problems": min(kw["min_problems"], len(ids))})
+                log(f"{bm.task.name}: {len(ids)} problems -> {verdict.verdict}")
+                if verdict.verdict != INCONCLUSIVE:
+                    break  # the subset decided: the full set is not needed
+            verdicts.append(verdict)
+    finally:
+        sampler.close()
+    return verdicts

@@ -23,6 +23,7 @@ from typing import Any
 
 from . import __version__
 from .grading import GRADER_VERSION, extract_gold, grade_batch, is_equivalent
+from .manifest import GraderInfo, Manifest, ModelInfo, PromptInfo, SamplingInfo, TaskInfo
 from .metrics import compute_metrics
 from .runs import RunDir, make_run_id, now_iso
 from .steps import split_steps
@@ -38,21 +39,20 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _write_run(out: Path, identity: dict[str, Any], manifest: dict[str, Any], samples: list[dict[str, Any]]) -> RunDir:
+def _write_run(out: Path, identity: dict[str, Any], manifest: Manifest, samples: list[dict[str, Any]]) -> RunDir:
     """Grade, compute metrics and write the run atomically (temp dir, then rename)."""
     run_id = make_run_id(identity)
-    conv = manifest["task"]["convention"]
+    conv = manifest.task.convention
     questions = [s.pop("_question", None) for s in samples]  # the problem text, for rounding requests
     grades = grade_batch([s["completion"] for s in samples], [s["gold"] for s in samples], conv, questions=questions)
     for s, g in zip(samples, grades, strict=True):
         s.update(run_id=run_id, pred=g.pred, correct=g.correct, reason=g.reason, method=g.method)
-    metrics = compute_metrics(samples, lambda a, b: bool(is_equivalent(a, b, conv)))
     n_other = [s for s in samples if s.get("other_correct") is not None]
-    manifest.update(
-        run_id=run_id, status="done", created_at=manifest.get("created_at") or now_iso(), updated_at=now_iso(),
-        grader_version=GRADER_VERSION, code_version=__version__, identity=identity, metrics=metrics,
-        disagreements=sum(bool(s["correct"]) != bool(s["other_correct"]) for s in n_other),
-    )  # fmt: skip
+    manifest.run_id, manifest.status, manifest.identity = run_id, "done", identity
+    manifest.created_at, manifest.updated_at = manifest.created_at or now_iso(), now_iso()
+    manifest.grader, manifest.code_version = GraderInfo(GRADER_VERSION), __version__
+    manifest.metrics = compute_metrics(samples, lambda a, b: bool(is_equivalent(a, b, conv)))
+    manifest.extra["disagreements"] = sum(bool(s["correct"]) != bool(s["other_correct"]) for s in n_other)
     out.mkdir(parents=True, exist_ok=True)
     tmp = RunDir(out / f".importing-{run_id}")
     if tmp.path.exists():
@@ -164,18 +164,18 @@ def import_lm_eval(root: Path, out: Path) -> list[RunDir]:
                     "task": {"name": name, "lm_eval_task": task}, "source": {"file": _sha(sf), "results": _sha(rf)},
                     "grader_version": GRADER_VERSION}  # fmt: skip
         gen = res["configs"][task].get("generation_kwargs") or {}
-        manifest = {
-            "source": "lm-eval", "created_at": None, "lm_eval_version": res.get("lm_eval_version"),
-            "model": {"name_or_path": model, "label": Path(model.rstrip("/")).name or model, "method": "other",
-                      "base_model": None, "fingerprint": None},
-            "task": {"name": name, "split": "test", "n_problems": len({s["problem_id"] for s in samples}),
-                     "data_sha256": first_doc.get("data_sha256") or (res.get("task_hashes") or {}).get(task),
-                     "convention": convention, "source": str(sf), "lm_eval_task": task},
-            "prompt": {"name": first_doc.get("template") or f"lm-eval:{task}"},
-            "sampling": {"backend": f"lm-eval/{cfg.get('model')}", "temperature": gen.get("temperature", 0.0),
-                         "top_p": gen.get("top_p", 1.0), "max_tokens": gen.get("max_gen_toks"), "n": 1, "seed": None},
-            "metrics_source": {"metric": metric, **res["results"][task]},
-        }  # fmt: skip
+        manifest = Manifest(
+            run_id="", source="lm-eval",
+            model=ModelInfo(model, model_args.get("revision"), label=Path(model.rstrip("/")).name or model),
+            task=TaskInfo(name, "test", len({s["problem_id"] for s in samples}),
+                          first_doc.get("data_sha256") or (res.get("task_hashes") or {}).get(task),
+                          convention, str(sf), extra={"lm_eval_task": task}),
+            prompt=PromptInfo(first_doc.get("template") or f"lm-eval:{task}"),
+            sampling=SamplingInfo(f"lm-eval/{cfg.get('model')}", gen.get("temperature", 0.0), gen.get("top_p", 1.0),
+                                  gen.get("max_gen_toks"), 1, None),
+            extra={"lm_eval_version": res.get("lm_eval_version"),
+                   "metrics_source": {"metric": metric, **res["results"][task]}},
+        )  # fmt: skip
         staged.append((identity, manifest, samples))
     return [_write_run(out, *s) for s in staged]
 
@@ -214,13 +214,12 @@ def import_step_dpo(path: Path, out: Path, task: str = "math", model: str | None
         "source": {"file": _sha(Path(path))},
         "grader_version": GRADER_VERSION,
     }
-    manifest = {
-        "source": "step-dpo", "created_at": None,
-        "model": {"name_or_path": label, "label": label, "method": "other", "base_model": None, "fingerprint": None},
-        "task": {"name": task, "split": "test", "n_problems": len(samples), "data_sha256": None,
-                 "convention": convention, "source": str(path)},
-        "prompt": {"name": prompt_kind},
-        "sampling": {"backend": "step-dpo/eval_math", "temperature": None, "top_p": None, "max_tokens": None, "n": 1},
-        "metrics_source": {"metric": "result", "accuracy": sum(bool(r["result"]) for r in records) / len(records)},
-    }  # fmt: skip
+    manifest = Manifest(
+        run_id="", source="step-dpo", model=ModelInfo(label, label=label),
+        task=TaskInfo(task, "test", len(samples), None, convention, str(path)),
+        prompt=PromptInfo(prompt_kind),
+        sampling=SamplingInfo("step-dpo/eval_math", None, None, None, 1, None),
+        extra={"metrics_source": {"metric": "result",
+                                  "accuracy": sum(bool(r["result"]) for r in records) / len(records)}},
+    )  # fmt: skip
     return _write_run(out, identity, manifest, samples)

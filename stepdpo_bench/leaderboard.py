@@ -68,3 +68,59 @@ def score_matrix(con: Any, run_ids: list[str]) -> np.ndarray:
     m = np.full((len(run_ids), len(keys)), np.nan)
     m[res["r"].astype(int), cols] = res["score"].astype(float)
     return m
+
+
+COLUMNS = ("task", "tier", "label", "method", "base_model", "accuracy", "ci_lo", "ci_hi", "n_problems", "subset", "n",
+           "prompt", "source", "tags", "created_at", "run_id")  # fmt: skip
+_HEADS = ("task", "tier", "model", "method", "base", "acc %", "95% CI %", "problems", "samples/problem", "prompt",
+          "source", "date")  # fmt: skip
+
+
+def _round(x: Any) -> Any:
+    """Floats for machine output: 6 decimals, tiny rounding noise to 0 (never ``2.7755575615628914e-17``)."""
+    return round(x, 6) + 0.0 if isinstance(x, float) and x == x else x
+
+
+def safe_cell(value: Any) -> Any:
+    """A spreadsheet cell that cannot run: text starting with ``= + - @`` (or tab/CR) gets a leading quote, the
+    OWASP defence against formula injection in CSV downloads.  Numbers are left as numbers."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def render(rows: list[dict[str, Any]], fmt: str = "table") -> Any:
+    """The leaderboard as a rich Table (``table``) or text (``csv``, ``json``, ``markdown``)."""
+    import csv
+    import io
+    import json
+
+    from .reports import pct
+
+    if fmt not in ("table", "csv", "json", "markdown"):
+        raise ValueError(f"unknown format {fmt!r}; use table, csv, json or markdown")
+    if fmt == "json":
+        return json.dumps([{c: _round(r.get(c)) for c in COLUMNS} for r in rows], default=str, indent=1)
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(COLUMNS)
+        w.writerows([[safe_cell(_round(r.get(c))) for c in COLUMNS] for r in rows])
+        return buf.getvalue()
+    show = [(r["task"] + (" (subset)" if r.get("subset") else ""), str(r["tier"]), r["label"], r["method"] or "",
+             r["base_model"] or "", pct(r["accuracy"]), f"{pct(r['ci_lo'])}–{pct(r['ci_hi'])}",
+             str(r["n_problems"]), str(r["n"]), r["prompt"] or "", r["source"] or "", str(r["created_at"])[:10])
+            for r in rows]  # fmt: skip
+    if fmt == "markdown":
+        lines = ["| " + " | ".join(_HEADS) + " |", "|" + "|".join("---" for _ in _HEADS) + "|"]
+        lines += ["| " + " | ".join(x.replace("|", "\\|") for x in r) + " |" for r in show]
+        return "\n".join(lines)
+    from rich.table import Table
+
+    table = Table(title="Leaderboard (same tier = not significantly different)")
+    for h in _HEADS:
+        table.add_column(h, justify="right" if h in ("tier", "acc %", "95% CI %", "problems", "samples/problem")
+                         else "left")  # fmt: skip
+    for r in show:
+        table.add_row(*r)
+    return table

@@ -18,6 +18,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .manifest import Manifest, ManifestError
+
 MANIFEST = "run.json"
 SAMPLES_JSONL = "samples.jsonl"
 SAMPLES_PARQUET = "samples.parquet"
@@ -116,18 +118,30 @@ class RunDir:
     def run_id(self) -> str:
         return self.path.name
 
-    def manifest(self) -> dict[str, Any] | None:
+    def manifest(self) -> Manifest | None:
+        """The typed manifest, None when there is no run.json; RunError (naming the file and the field) when it is
+        unreadable or malformed."""
         p = self.path / MANIFEST
         if not p.is_file():
             return None
         try:
-            return json.loads(p.read_text(encoding="utf-8"))
+            data = json.loads(p.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
-            raise RunError(f"{p}: corrupt manifest ({exc.msg} at line {exc.lineno})") from None
+            raise RunError(f"{p}: corrupt manifest ({exc.msg} at line {exc.lineno}); rerun the eval to rewrite it, "
+                           "or delete the run directory") from None  # fmt: skip
+        except UnicodeDecodeError:
+            raise RunError(f"{p}: not UTF-8 text; delete the run directory or restore the file") from None
+        except OSError as exc:
+            raise RunError(f"{p}: cannot read ({exc.strerror or exc}); check its permissions") from None
+        try:
+            return Manifest.from_dict(data, str(p))
+        except ManifestError as exc:
+            raise RunError(f"{exc}; not a manifest this version can read") from None
 
-    def write_manifest(self, manifest: dict[str, Any]) -> None:
+    def write_manifest(self, manifest: Manifest) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.path / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False, default=str))
+        text = json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False, default=str)
+        atomic_write_text(self.path / MANIFEST, text)
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .manifest import Manifest
 from .runs import MANIFEST, SAMPLES_PARQUET, RunDir, RunError
 
 DEFAULT_DB = "leaderboard.duckdb"
@@ -30,9 +31,10 @@ CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
 CREATE TABLE IF NOT EXISTS runs (
     run_id VARCHAR PRIMARY KEY, status VARCHAR, created_at TIMESTAMPTZ, updated_at VARCHAR, source VARCHAR,
     model VARCHAR, label VARCHAR, method VARCHAR, base_model VARCHAR, fingerprint VARCHAR,
-    task VARCHAR, split VARCHAR, n_problems INTEGER, data_sha256 VARCHAR,
+    task VARCHAR, split VARCHAR, n_problems INTEGER, data_sha256 VARCHAR, problems_sha VARCHAR, subset BOOLEAN,
+    filters JSON,
     prompt VARCHAR, backend VARCHAR, temperature DOUBLE, top_p DOUBLE, max_tokens INTEGER, n INTEGER, seed INTEGER,
-    grader_version VARCHAR, code_version VARCHAR,
+    grader_version VARCHAR, lenient BOOLEAN, code_version VARCHAR,
     accuracy DOUBLE, stderr DOUBLE, ci_lo DOUBLE, ci_hi DOUBLE, n_correct INTEGER, n_samples INTEGER,
     invalid_rate DOUBLE, truncation_rate DOUBLE, mean_tokens DOUBLE,
     tags VARCHAR[], metrics JSON, manifest JSON, manifest_sha VARCHAR, path VARCHAR, ingested_at TIMESTAMPTZ
@@ -117,22 +119,19 @@ def connect(db: Path, read_only: bool = False) -> Any:
     return con
 
 
-def _run_row(run: RunDir, m: dict[str, Any]) -> list[Any]:
-    met = m.get("metrics") or {}
+def _run_row(run: RunDir, m: Manifest) -> list[Any]:
+    met = m.metrics
     ci = met.get("ci95") or [None, None]
-    samp = m.get("sampling") or {}
-    model = m.get("model") or {}
-    tags = [t for t in (model.get("method"), m.get("source")) if t] + list(m.get("tags") or [])
+    tags = [t for t in (m.model.method, m.source) if t] + list(m.model.tags)
     return [
-        m["run_id"], m.get("status"), m.get("created_at"), m.get("updated_at"), m.get("source", "stepdpo-bench"),
-        model.get("name_or_path"), model.get("label") or model.get("name_or_path"), model.get("method"),
-        model.get("base_model"), model.get("fingerprint"),
-        m["task"]["name"], m["task"].get("split"), m["task"].get("n_problems"), m["task"].get("data_sha256"),
-        (m.get("prompt") or {}).get("name"), samp.get("backend"), samp.get("temperature"), samp.get("top_p"),
-        samp.get("max_tokens"), samp.get("n"), samp.get("seed"), m.get("grader_version"), m.get("code_version"),
+        m.run_id, m.status, m.created_at, m.updated_at, m.source,
+        m.model.name_or_path, m.model.display, m.model.method, m.model.base_model, m.model.fingerprint,
+        m.task.name, m.task.split, m.task.n_problems, m.task.data_sha256, m.task.problems_sha, m.task.subset,
+        json.dumps(m.task.filters), m.prompt.name, m.sampling.backend, m.sampling.temperature, m.sampling.top_p,
+        m.sampling.max_tokens, m.sampling.n, m.sampling.seed, m.grader_version, m.grader.lenient, m.code_version,
         met.get("accuracy"), met.get("stderr"), ci[0], ci[1], met.get("n_correct"), met.get("n_samples"),
         met.get("invalid_rate"), met.get("truncation_rate"), met.get("mean_tokens"),
-        tags, json.dumps(met), json.dumps(m), manifest_sha(run), str(run.path.resolve()),
+        tags, json.dumps(met), json.dumps(m.to_dict(), default=str), manifest_sha(run), str(run.path.resolve()),
     ]  # fmt: skip
 
 
@@ -141,19 +140,16 @@ def manifest_sha(run: RunDir) -> str:
     return hashlib.sha256((run.path / MANIFEST).read_bytes()).hexdigest()
 
 
-def _check_run(run: RunDir) -> dict[str, Any]:
+def _check_run(run: RunDir) -> Manifest:
     m = run.manifest()
     if m is None:
         raise RunError(f"{run.path}: no {MANIFEST}")
-    if m.get("status") != "done":
-        raise RunError(f"{run.path}: run is {m.get('status')!r}, not done (still running, or failed: rerun to finish)")
+    if not m.done:
+        raise RunError(f"{run.path}: run is {m.status!r}, not done (still running, or failed: rerun to finish)")
     if not (run.path / SAMPLES_PARQUET).is_file():
         raise RunError(f"{run.path}: {SAMPLES_PARQUET} missing")
-    for key in ("run_id", "task"):
-        if key not in m:
-            raise RunError(f"{run.path}/{MANIFEST}: missing field {key!r}")
-    if m["run_id"] != run.run_id:
-        raise RunError(f"{run.path}: run.json says run_id {m['run_id']!r}, directory says {run.run_id!r}")
+    if m.run_id != run.run_id:
+        raise RunError(f"{run.path}: run.json says run_id {m.run_id!r}, directory says {run.run_id!r}")
     return m
 
 
@@ -178,7 +174,7 @@ def ingest(results: Path, db: Path | None = None, *, log: Any = None) -> IngestR
                     if log:
                         log(f"warning: skipped {exc}")
                     continue
-                rid = m["run_id"]
+                rid = m.run_id
                 if known.get(rid) == manifest_sha(run):
                     report.unchanged.append(rid)
                     continue
@@ -196,10 +192,10 @@ def ingest(results: Path, db: Path | None = None, *, log: Any = None) -> IngestR
     return report
 
 
-def _load_run(con: Any, run: RunDir, m: dict[str, Any]) -> None:
+def _load_run(con: Any, run: RunDir, m: Manifest) -> None:
     """Replace one run's rows atomically: readers see the old run or the new one, never half."""
     pq = str((run.path / SAMPLES_PARQUET).resolve())
-    rid = m["run_id"]
+    rid = m.run_id
     con.execute("BEGIN TRANSACTION")
     try:
         for table in ("runs", "samples", "steps", "problem_scores"):

@@ -60,8 +60,10 @@ def watch(
     settle: float = 30.0,
     once: bool = False,
     emit: Callable[[dict[str, Any]], None] = print,
-) -> None:
-    """Process each new complete checkpoint with ``process`` (evaluate + ingest + gate) and emit its line."""
+) -> int:
+    """Process each new complete checkpoint with ``process`` (evaluate + ingest + gate) and emit its line.
+    With ``once``, one scan; returns how many checkpoints it processed."""
+    n = 0
     while True:
         for ckpt in complete_checkpoints(root, settle):
             if str(ckpt.resolve()) in state.done:
@@ -69,6 +71,42 @@ def watch(
             line = process(ckpt)
             state.record(ckpt, line)
             emit(line)
+            n += 1
         if once:
-            return
+            return n
         time.sleep(interval)
+
+
+def evaluate_checkpoint(ckpt: Path, tasks: list[str], results: Path, sampler_opts: Any, *, data_dir: Path | None,
+                        limit: int | None, prompt: str | None, max_tokens: int, method: str, baseline: str | None,
+                        max_drop: float, min_problems: int) -> dict[str, Any]:  # fmt: skip
+    """Evaluate one checkpoint on every task, gate each run against ``baseline`` (alpha split over the tasks),
+    ingest the results; return the checkpoint's line (accuracy and verdict per task)."""
+    from rich.console import Console
+
+    from . import gate
+    from .evaluate import EvalRequest, evaluate
+    from .samplers import SamplingParams, sampler_from_options
+    from .store import default_db, ingest
+
+    sampler = sampler_from_options(str(ckpt), sampler_opts)
+    line: dict[str, Any] = {"checkpoint": ckpt.name, "tasks": {}}
+    try:
+        for t in tasks:
+            req = EvalRequest(model=str(ckpt), task=t, data_dir=data_dir, limit=limit, prompt=prompt,
+                              sampling=SamplingParams(max_tokens=max_tokens), out_dir=results, method=method,
+                              label=f"{ckpt.parent.name}/{ckpt.name}")  # fmt: skip
+            res = evaluate(req, sampler, Console(stderr=True, quiet=True))
+            entry: dict[str, Any] = {"run_id": res.run_dir.run_id, "accuracy": res.manifest.metrics["accuracy"]}
+            if baseline:
+                try:
+                    v = gate.judge(gate.resolve(baseline, results, t), res.run_dir, max_drop=max_drop,
+                                   alpha=0.05 / len(tasks), min_problems=min_problems)  # fmt: skip
+                    entry["gate"] = v.verdict
+                except gate.GateError as exc:
+                    entry["gate"] = f"unusable: {exc}"
+            line["tasks"][t] = entry
+    finally:
+        sampler.close()
+    ingest(results, default_db(results, None))
+    return line

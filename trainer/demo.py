@@ -108,7 +108,7 @@ def run_pipeline(cfg: DemoConfig, sft_dir: Path, console: Console) -> dict[str, 
     from .pipeline.context import Pipeline
     from .pipeline.run import STAGES, print_funnel, run_stages
 
-    pc = PipelineConfig(model=str(sft_dir), out=str(Path(cfg.out) / "pairs"), task="arith",
+    pc = PipelineConfig(model=str(sft_dir), out=str(Path(cfg.out) / "pairs"), task="arith", batch_size=64,
                         limit=cfg.pipeline_problems, k=cfg.k, temperature=0.8, max_tokens=64, seed=cfg.seed,
                         locators=["symbolic", "rollout"], rollout_m=cfg.rollout_m, rectify_n=cfg.rectify_n,
                         verify_chosen=cfg.verify_chosen, compare_limit=cfg.rollout_solutions,
@@ -210,11 +210,14 @@ def locator_accuracy(pairs_dir: Path, same_as: str | None = None) -> dict[str, d
     return out
 
 
-def run_demo(cfg: DemoConfig, console: Console | None = None) -> dict[str, Any]:
-    """All phases; returns (and writes to ``OUT/summary.json``) what was measured."""
-    from stepdpo_bench.store import ingest
+def run_demo(cfg: DemoConfig, console: Console | None = None, out_console: Console | None = None) -> dict[str, Any]:
+    """All phases; returns (and writes to ``OUT/summary.json``) what was measured.  Progress goes to ``console``
+    (stderr), the leaderboard and comparisons to ``out_console`` (stdout)."""
+    from stepdpo_bench.leaderboard import leaderboard, render
+    from stepdpo_bench.store import connect, default_db, ingest
 
     console = console or Console(stderr=True)
+    out_console = out_console or Console()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "demo_config.json").write_text(json.dumps(asdict(cfg), indent=1))
@@ -237,22 +240,24 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> dict[str, Any]:
     runs = evaluate_all(cfg, models, console)
     ingest(out / "results", log=lambda m: None)
     timings["eval_s"] = time.perf_counter() - t0 - sum(timings.values())
-    from stepdpo_bench.cli import leaderboard_cmd
-
-    leaderboard_cmd(results=out / "results", db=None, task=None, tag=None, fmt="table")
+    con = connect(default_db(out / "results", None), read_only=True)
+    try:
+        out_console.print(render(leaderboard(con), "table"))
+    finally:
+        con.close()
     table, comparisons = compare_table(runs)
-    Console().print(table)
+    out_console.print(table)
     summary = {
         "config": asdict(cfg),
-        "accuracy": {k: v["manifest"]["metrics"]["accuracy"] for k, v in runs.items()},
+        "accuracy": {k: v["manifest"].metrics["accuracy"] for k, v in runs.items()},
         "comparisons": comparisons,
         "funnel": funnel,
         "locators": locator_accuracy(out / "pairs"),
         "timings_s": {**timings, "total_s": time.perf_counter() - t0},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
-    Console().print(f"\nSee it in the app:  stepdpo-bench app --results {out / 'results'}\n"
-                    f"Summary: {out / 'summary.json'}", highlight=False, markup=False, soft_wrap=True)  # fmt: skip
+    out_console.print(f"\nSee it in the app:  stepdpo-bench app --results {out / 'results'}\n"
+                      f"Summary: {out / 'summary.json'}", highlight=False, markup=False, soft_wrap=True)  # fmt: skip
     return summary
 
 

@@ -17,12 +17,12 @@ from typing import Any
 
 import torch
 
+from stepdpo_bench.contracts import TRAIN_CONFIG as CONFIG
+from stepdpo_bench.contracts import TRAIN_LOG as LOG
+from stepdpo_bench.contracts import TRAIN_TAG as TAG  # read by `eval` to tag the leaderboard
+
 from .data import Encoded, encode, load_pairs
 from .loss import dpo_loss
-
-LOG = "train_log.jsonl"
-CONFIG = "train_config.json"
-TAG = "stepdpo_train.json"  # read by `stepdpo-bench eval` to tag the leaderboard with method and base model
 
 
 @dataclass
@@ -53,6 +53,101 @@ class TrainConfig:
     lora_r: int = 0
     lora_alpha: int = 16
     save_steps: int = 0
+
+    @classmethod
+    def load(cls, path: Path | None = None, **overrides: Any) -> TrainConfig:
+        """Settings from a YAML/JSON file (any field, ``batch_size`` or ``batch-size``), then ``overrides`` that are
+        not None (the command line wins).  Unknown keys, missing required ones and wrong types are refused with
+        one line naming the file and the key."""
+        from dataclasses import fields
+
+        names = {f.name: f for f in fields(cls)}
+        values: dict[str, Any] = {}
+        if path is not None:
+            values = _read_settings(Path(path))
+            unknown = sorted(set(values) - set(names))
+            if unknown:
+                raise ValueError(f"{path}: unknown option(s) {', '.join(unknown)}; known: {', '.join(names)}")
+        values.update({k.replace("-", "_"): v for k, v in overrides.items() if v is not None})
+        missing = [k for k in ("method", "model", "data", "out") if not values.get(k)]
+        if missing:
+            raise ValueError(f"missing {', '.join('--' + k for k in missing)} (on the command line or in --config)")
+        where = str(path) if path else "options"
+        for k, v in values.items():
+            values[k] = _coerce(k, v, names[k].type, where)
+        return cls(**values).validate()
+
+    def validate(self) -> TrainConfig:
+        """Refuse values and combinations that make no sense, rather than ignoring them."""
+        from .data import METHODS
+        from .loss import LOSS_TYPES
+
+        if self.method not in METHODS:
+            raise ValueError(f"--method {self.method!r}: choose from {', '.join(METHODS)}")
+        if self.loss_type not in LOSS_TYPES:
+            raise ValueError(f"--loss-type {self.loss_type!r}: choose from {', '.join(LOSS_TYPES)}")
+        if self.reference not in ("precompute", "frozen", "none"):
+            raise ValueError(f"--reference {self.reference!r}: choose from precompute, frozen, none")
+        if self.dtype not in ("auto", "bf16", "fp32"):
+            raise ValueError(f"--dtype {self.dtype!r}: choose from auto, bf16, fp32")
+        if self.label_smoothing and self.loss_type != "sigmoid":
+            raise ValueError(f"--label-smoothing applies to the sigmoid loss, not --loss-type {self.loss_type}")
+        if not 0 <= self.label_smoothing < 0.5:
+            raise ValueError(f"--label-smoothing must be in [0, 0.5), not {self.label_smoothing}")
+        if self.loss_type == "dpop" and self.reference == "none":
+            raise ValueError("--loss-type dpop needs a reference (its penalty is on chosen falling below it)")
+        for name, low in (("beta", 0.0), ("lr", 0.0), ("epochs", 0.0)):
+            if getattr(self, name) <= low:
+                raise ValueError(f"--{name} must be positive, not {getattr(self, name)}")
+        for name in ("batch_size", "grad_accum", "max_length", "max_completion_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"--max-steps must be at least 1, not {self.max_steps}")
+        if self.save_steps < 0 or self.lora_r < 0 or self.rpo_alpha < 0 or self.dpop_lambda < 0:
+            raise ValueError("--save-steps, --lora-r, --rpo-alpha and --dpop-lambda cannot be negative")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"warmup_ratio must be in [0, 1), not {self.warmup_ratio}")
+        return self
+
+
+def _read_settings(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        else:
+            data = json.loads(text)
+    except Exception as exc:  # yaml.YAMLError, json.JSONDecodeError
+        raise ValueError(f"{path}: not valid {'YAML' if path.suffix in ('.yaml', '.yml') else 'JSON'} "
+                         f"({str(exc).splitlines()[0][:120]})") from None  # fmt: skip
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of option: value")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def _coerce(name: str, value: Any, kind: Any, where: str) -> Any:
+    """A setting into its field's type (YAML numbers like 5e-7 arrive as text)."""
+    kind = str(kind)
+    try:
+        if kind.startswith("bool"):
+            return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
+        if kind.startswith("int"):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        if kind.startswith("float"):
+            return float(value)
+        if kind.startswith("str"):
+            return str(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: {name} must be {kind.split()[0]}, not {value!r}") from None
+    return value
 
 
 def _collate(batch: list[tuple[int, Encoded]], pad: int) -> dict[str, torch.Tensor]:

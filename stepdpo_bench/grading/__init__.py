@@ -1,12 +1,15 @@
 """Grading: extract a final answer, decide whether it equals the gold answer.
 
-Public API (other parts of the project and external checks import these names)::
+Public API (the names in ``__all__``; other parts of the project and outside tools import exactly these)::
 
     extract_answer(completion, convention="math") -> str | None
+    extract(completion, convention="math") -> Extraction       # answer, method, candidates, group of boxes
+    extract_gold(field, convention="math") -> str
     is_equivalent(pred, gold, convention="math", question=None) -> Verdict   # truthy; .reason says why
     is_equivalent_batch(pairs, convention="math", questions=None) -> list[Verdict]
     grade(completion, gold, convention="math", question=None) -> Grade       # extraction + verdict
     grade_batch(completions, golds, convention="math", questions=None) -> list[Grade]
+    GRADER_VERSION, CONVENTIONS, METHODS, DEFAULT_TIMEOUT, Verdict, Grade, Extraction, GraderPool
 
 ``question`` (the problem text) lets the grader accept a rounded decimal when the problem asks for one ("to the
 nearest tenth", "as a decimal"); ``lenient=True`` restores the old rule (any correctly rounded decimal) and is
@@ -28,10 +31,10 @@ from .equivalence import Verdict, compare
 from .extraction import METHODS, TASKS, Extraction, boxed_contents, extract, extract_answer, extract_gold
 from .isolation import DEFAULT_TIMEOUT, GraderPool, GraderWorkerError, shared_pool
 from .normalize import is_list_text
-from .numbers import STRICT, Rules, rounding_request
+from .numbers import Rules, rounding_request
 
 GRADER_VERSION = "2.0.0"
-CONVENTIONS = TASKS
+CONVENTIONS = TASKS  # answer conventions: math, gsm8k, odyssey, arith
 BATCH_BUDGET = float(os.environ.get("STEPDPO_GRADER_BATCH_BUDGET", "0") or 0)  # 0: scaled to the batch
 
 __all__ = [
@@ -39,8 +42,13 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "GRADER_VERSION",
     "METHODS",
+    "TASKS",
+    "Extraction",
     "Grade",
+    "GraderPool",
+    "GraderWorkerError",
     "Verdict",
+    "boxed_contents",
     "extract",
     "extract_answer",
     "extract_gold",
@@ -49,8 +57,6 @@ __all__ = [
     "is_equivalent",
     "is_equivalent_batch",
 ]
-# also importable, for tools: TASKS, Extraction, GraderPool, GraderWorkerError, Rules, boxed_contents, shared_pool
-_ = (Extraction, GraderPool, GraderWorkerError, boxed_contents)
 
 
 def _convention(convention: str, task: str | None) -> str:
@@ -211,6 +217,3 @@ def grade_batch(
         j, cand = best
         out.append(Grade(cand, verdicts[j].equal, verdicts[j].reason, e.method))
     return out
-
-
-_ = STRICT  # re-exported for tools that build Rules by hand

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .base import Completion, ModelIdentity, Sampler, SamplerError, SamplingParams
+from .options import BACKENDS, SamplerOptions
 
 __all__ = [
     "BACKENDS",
@@ -12,12 +13,13 @@ __all__ = [
     "ModelIdentity",
     "Sampler",
     "SamplerError",
+    "SamplerOptions",
     "SamplingParams",
     "auto_backend",
+    "identity_for",
     "make_sampler",
+    "sampler_from_options",
 ]
-
-BACKENDS = ("vllm", "hf", "openai")
 
 
 def auto_backend() -> str:
@@ -39,32 +41,34 @@ def auto_backend() -> str:
 
 
 def make_sampler(backend: str, model: str, **kwargs: Any) -> Sampler:
-    """Build a sampler; keyword arguments the chosen backend does not take are dropped."""
+    """Build a sampler.  ``kwargs`` are the backend's own (``SamplerOptions.engine_kwargs`` makes them, after
+    refusing options the backend does not take); None values are left to the backend's defaults."""
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
     if backend == "hf":
         from .hf import HFSampler
 
-        keys = {"revision", "dtype", "device", "batch_size", "trust_remote_code"}
-        return HFSampler(model, **{k: v for k, v in kwargs.items() if k in keys and v is not None})
+        return HFSampler(model, **kwargs)
     if backend == "vllm":
         from .vllm import VLLMSampler
 
-        keys = {
-            "revision",
-            "dtype",
-            "tensor_parallel_size",
-            "data_parallel_size",
-            "gpu_memory_utilization",
-            "seed",
-            "enforce_eager",
-            "max_model_len",
-            "trust_remote_code",
-        }
-        return VLLMSampler(model, **{k: v for k, v in kwargs.items() if k in keys and v is not None})
+        return VLLMSampler(model, **kwargs)
     if backend == "openai":
         from .openai import OpenAISampler
 
-        keys = {"api_key", "concurrency", "max_retries", "timeout"}
-        return OpenAISampler(
-            model, kwargs.get("base_urls") or [], **{k: v for k, v in kwargs.items() if k in keys and v is not None}
-        )
+        return OpenAISampler(model, kwargs.pop("base_urls", None) or [], **kwargs)
     raise SamplerError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+
+
+def identity_for(backend: str, model: str, revision: str | None = None) -> ModelIdentity:
+    """Who will generate, known before any model loads (so a run can be planned and locked first)."""
+    if backend == "openai":
+        return ModelIdentity(model, None, None, {"served": True})
+    from .identity import model_identity
+
+    return model_identity(model, revision)
+
+
+def sampler_from_options(model: str, opts: SamplerOptions, seed: int = 0) -> Sampler:
+    """Check the options against the backend, then build the sampler."""
+    backend = opts.check()
+    return make_sampler(backend, model, **opts.engine_kwargs(seed))

@@ -23,6 +23,15 @@ from .base import Completion, ModelIdentity, SamplerError, SamplingParams
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
 
+def check_base_url(url: str) -> None:
+    """A server URL must be http(s)://host[:port]/...: refused at once, not after the retries run out."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise SamplerError(f"--base-url {url!r} is not an http(s) URL; expected e.g. http://127.0.0.1:8000/v1")
+
+
 class OpenAISampler:
     backend = "openai"
 
@@ -43,6 +52,8 @@ class OpenAISampler:
             raise SamplerError("the openai backend needs httpx: pip install 'stepdpo-bench[openai]'") from None
         if not base_urls:
             raise SamplerError("the openai backend needs --base-url (e.g. http://127.0.0.1:8000/v1)")
+        for url in base_urls:
+            check_base_url(url)
         self._httpx = httpx
         self.model_name = model
         self.base_urls = [u.rstrip("/") for u in base_urls]

@@ -55,15 +55,15 @@ def app_results(tmp_path_factory, tiny_ckpt, shared_data) -> Path:
                                   str(N), "--max-tokens", "24", "--method", method, "--label", label,
                                   "--base-model", "tiny-base", "--out", str(out)])  # fmt: skip
         assert res.exit_code == 0, res.output
-    runs = {RunDir(d).manifest()["model"]["method"]: RunDir(d) for d in out.iterdir() if d.is_dir()}
+    runs = {RunDir(d).manifest().model.method: RunDir(d) for d in out.iterdir() if d.is_dir()}
     _plant(runs["dpo"], A_RIGHT)
     _plant(runs["step-dpo"], B_RIGHT)
     b = runs["step-dpo"]
     m = b.manifest()
-    m["grader_version"] = m["identity"]["grader_version"] = "0.9.0"
-    m["run_id"] = make_run_id(m["identity"])
-    b.path.rename(out / m["run_id"])
-    runs["step-dpo"] = RunDir(out / m["run_id"])
+    m.grader.version = m.identity["grader_version"] = "0.9.0"
+    m.run_id = make_run_id(m.identity)
+    b.path.rename(out / m.run_id)
+    runs["step-dpo"] = RunDir(out / m.run_id)
     runs["step-dpo"].write_manifest(m)
     for run in runs.values():
         res = runner.invoke(app, ["regrade", str(run.path), "--out", str(out)])

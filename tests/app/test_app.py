@@ -10,6 +10,7 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest
 
 from stepdpo_bench.runs import RunDir
+from stepdpo_bench.tasks import arith
 
 MAIN = str(Path(__file__).resolve().parents[2] / "app" / "main.py")
 
@@ -32,6 +33,7 @@ def _page(at: AppTest, name: str) -> AppTest:
 def _text(at: AppTest) -> str:
     parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [s.value for s in at.subheader]
     parts += [w.value for w in at.warning] + [i.value for i in at.info] + [s.value for s in at.success]
+    parts += [t.value for t in at.text]
     return "\n".join(str(p) for p in parts)
 
 
@@ -69,7 +71,9 @@ def test_samples_page_steps_side_by_side(at):
     problems.set_value("arith/test/12").run()
     text = _text(at)
     assert text.index(":red[**wrong**]") < text.index(":green[**correct**]")  # A wrong (left), B right
-    assert "Gold answer" in text
+    assert "Gold answer: " in text and "extracted: " in text
+    question = next(p.question for p in arith.generate("test").problems if p.id == "arith/test/12")
+    assert question.split(".")[0] in text.replace("&#46;", ".")  # the question, above the exact prompt
     assert "part ways at step 1" in text and "first divergent step" in text
     at.toggle(key="smp_raw").set_value(True).run()
     assert not at.exception
@@ -100,8 +104,8 @@ def test_missing_index_is_a_clear_message(tmp_path, monkeypatch):
 
 def test_deep_link_from_the_gate_report_opens_the_problem(app_results, monkeypatch):
     monkeypatch.setenv("STEPDPO_DB", str(app_results / "leaderboard.duckdb"))
-    runs = {RunDir(d).manifest()["model"]["label"]: d.name for d in app_results.iterdir() if (d / "run.json").exists()
-            and RunDir(d).manifest()["grader_version"] != "0.9.0"}  # fmt: skip
+    runs = {RunDir(d).manifest().model.label: d.name for d in app_results.iterdir() if (d / "run.json").exists()
+            and RunDir(d).manifest().grader_version != "0.9.0"}  # fmt: skip
     t = AppTest.from_file(MAIN, default_timeout=60)
     t.query_params.update({"page": "Samples", "a": runs["tiny-dpo"], "b": runs["tiny-step-dpo"],
                            "problem": "arith/test/3"})  # fmt: skip

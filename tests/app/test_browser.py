@@ -115,3 +115,76 @@ def test_browse_every_page(app_url, tmp_path):
     assert len(list(shots.glob("*.png"))) == 5
     if os.environ.get("STEPDPO_SCREENSHOTS"):
         shutil.copytree(shots, os.environ["STEPDPO_SCREENSHOTS"], dirs_exist_ok=True)
+
+
+HOSTILE = [
+    "<script>window.__pwned = 1</script>",
+    '<img src="http://127.0.0.1:9/onerror.png" onerror="window.__pwned = 2">',
+    "![tracking pixel](http://127.0.0.1:9/pixel.png)",
+    "see [the answer](http://127.0.0.1:9/link) or http://127.0.0.1:9/autolink and www.example.com",
+    "``a `code` span`` then `unclosed",
+    r"so $\href{http://127.0.0.1:9/tex}{x} + \url{http://127.0.0.1:9/url}$ and $\includegraphics{http://127.0.0.1:9/g.png}$",
+]
+
+
+@pytest.fixture(scope="module")
+def hostile_results(app_results, tmp_path_factory):
+    """The app's fixture runs with hostile model text planted in one problem of each run, re-indexed."""
+    from stepdpo_bench.runs import RunDir
+    from stepdpo_bench.store import ingest
+
+    out = tmp_path_factory.mktemp("hostile") / "results"
+    shutil.copytree(app_results, out, ignore=shutil.ignore_patterns("*.duckdb*"))
+    for d in out.iterdir():
+        if (d / "samples.parquet").is_file():
+            run = RunDir(d)
+            rows = run.read_samples()
+            for r in rows:
+                if r["problem_id"].endswith("/0"):
+                    r["completion"] = "\n\n".join(HOSTILE)
+                    r["steps"] = list(HOSTILE)
+                    r["pred"] = "`x` ![p](http://127.0.0.1:9/pred.png)"
+            run.compact(rows)
+    ingest(out)
+    return out
+
+
+def test_hostile_model_text_loads_nothing_and_injects_nothing(hostile_results, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    if CHROMIUM is None:
+        _need("Debian chromium")
+    port = free_port()
+    log = tmp_path / "app.log"
+    cmd = [sys.executable, "-m", "stepdpo_bench.cli", "app", "--results", str(hostile_results), "--port", str(port),
+           "--no-ingest"]  # fmt: skip
+    with log.open("w") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{url}/_stcore/health", proc, log, 120)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            outside: list[str] = []
+            page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(url) else None)
+            page.goto(f"{url}/?page=Samples")
+            expect(page.get_by_role("heading", name="Samples, step by step")).to_be_visible(timeout=60_000)
+            _settle(page)
+            _select(page, "Quick comparison", "DPO vs Step-DPO on tiny-base · arith")
+            _select(page, "Show", "all")
+            _select(page, "Problem", "arith/test/0")
+            expect(page.get_by_text("window.__pwned = 1").first).to_be_visible(timeout=30_000)  # shown as text
+            page.wait_for_timeout(1500)
+            assert page.evaluate("window.__pwned === undefined")
+            main = page.locator('[data-testid="stMain"], section.main').first
+            assert main.locator("img").count() == 0
+            links = main.locator('a[href*="127.0.0.1:9"], a[href*="example.com"]')
+            where = "els => els.map(e => e.parentElement.outerHTML.slice(0, 400))"
+            assert links.count() == 0, links.evaluate_all(where)
+            assert main.locator("script").count() == 0
+            page.screenshot(path=str(tmp_path / "hostile.png"), full_page=True)
+            browser.close()
+        assert outside == [], f"the page made requests outside the app: {outside}"
+    finally:
+        stop(proc)

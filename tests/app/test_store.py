@@ -57,7 +57,8 @@ def test_regraded_run_replaces_its_rows_and_broken_dirs_are_skipped(app_results,
     (results / "half-written" / "run.json").write_text('{"run_id": "half-written", "status": "running"')
     running = results / "still-running"
     running.mkdir()
-    (running / "run.json").write_text(json.dumps({"run_id": "still-running", "status": "running"}))
+    live = {**json.loads((run_dir / "run.json").read_text()), "run_id": "still-running", "status": "running"}
+    (running / "run.json").write_text(json.dumps(live))  # a real manifest of a run still in progress
     rep = ingest(results)
     assert rep.replaced == [run_dir.name]
     skipped = dict(rep.skipped)

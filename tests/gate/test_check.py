@@ -16,6 +16,7 @@ from scipy.stats import binomtest
 from typer.testing import CliRunner
 
 from stepdpo_bench.cli import app
+from stepdpo_bench.contracts import samples_link
 from stepdpo_bench.gate import stratified_ids
 from stepdpo_bench.runs import RunDir
 
@@ -34,8 +35,8 @@ def _with_correct(src: RunDir, dst: Path, right: set[int], method: str = "step-d
     run.compact(rows)
     (dst / "samples.jsonl").unlink(missing_ok=True)
     m = run.manifest()
-    m["run_id"] = dst.name
-    m["model"]["method"] = method
+    m.run_id = dst.name
+    m.model.method = method
     run.write_manifest(m)
     return run
 
@@ -89,10 +90,10 @@ def test_k_broken_problems_fail_exactly_when_the_statistics_say_so(results, k):
 def test_mismatched_prompt_is_refused_unless_allowed(results):
     cand = _with_correct(RunDir(results / "base"), results / "cand", set(range(0, N, 2)))
     m = cand.manifest()
-    m["identity"]["prompt"]["fingerprint"] = "0123456789abcdef"
+    m.prompt.fingerprint = m.identity["prompt"]["fingerprint"] = "0123456789abcdef"
     cand.write_manifest(m)
     res = _check(results, "--candidate", "cand")
-    assert res.exit_code == 2 and "not comparable (prompt template" in res.stderr
+    assert res.exit_code == 2 and "not comparable (prompt: " in res.stderr
     res = _check(results, "--candidate", "cand", "--allow-mismatch")
     assert res.exit_code == 0
     res = _check(results, "--candidate", "cand", "--allow-mismatch", "--min-problems", "500")
@@ -114,7 +115,8 @@ def test_latest_query_reports_and_exit_codes(results, tmp_path):
     assert t["p_value"] == pytest.approx(binomtest(1, 21, 0.5).pvalue)
     text = md.read_text()
     assert "## stepdpo-bench check: **FAIL**" in text and "| arith | fail |" in text
-    assert "(http://127.0.0.1:8501/?page=Samples&a=base&b=cand&problem=arith/test/0)" in text
+    assert f"({samples_link('http://127.0.0.1:8501', 'base', 'cand', 'arith/test/0')})" in text
+    assert "?page=Samples&a=base&b=cand&problem=arith%2Ftest%2F0" in text  # the app's deep-link format
     assert '<failure message="drop of' in xml.read_text() and 'failures="1"' in xml.read_text()
     # a small, noisy drop: inconclusive (exit 3, or 0 with --inconclusive-ok), with the problems needed
     _with_correct(RunDir(results / "base"), results / "noisy", right - set(sorted(right)[:3]))

@@ -64,6 +64,17 @@ NORMALIZATION = [
     (r"\frac{270}7\text{ degrees}", r"\frac{270}{7}", "math", T),
     (r"14{,}400", "14400", "math", T),
     (r"\text{(A)}", "A", "math", T),
+    # near misses that normalisation must not erase
+    (r"\dfrac{1}{3}", r"\frac{1}{2}", "math", F),
+    (r"\left(1,2\right)", "(2,1)", "math", F),
+    ("1,000", "100", "math", F),
+    (r"30^\circ", "60", "math", F),
+    (r"50\%", "5", "math", F),
+    (r"5 \text{ cm}", "50", "math", F),
+    (r"\text{Devon}", "Kevin", "math", F),
+    ("$5$", "-5", "math", F),
+    (r"x = 5", "6", "math", F),
+    (r"\sqrt3", r"\sqrt{2}", "math", F),
 ]
 
 NUMBERS = [
@@ -211,6 +222,13 @@ STRUCTURES = [
     (r"x \le 3", r"3 \ge x", "math", T),
     ("(0,0)", "(0,0)", "math", T),
     (r"\emptyset", r"\emptyset", "math", T),
+    # shapes that look alike and are not
+    ("(1,2,3)", "(1,3,2)", "math", F),
+    (r"\{1,2,3\}", r"\{1,2,4\}", "math", F),
+    (r"(-\infty,0]\cup[1,\infty)", r"(-\infty,0)\cup[1,\infty)", "math", F),
+    (r"\begin{pmatrix}1\\2\end{pmatrix}", "(2,1)", "math", F),
+    ("y=2x+1", "y=2x+2", "math", F),
+    (r"x \le 3", r"3 \le x", "math", F),
 ]
 
 NEAR_MISSES = [

@@ -88,7 +88,7 @@ def test_unreachable_server(tmp_path):
     line = _err(res)
     assert "is the server up?" in line and "127.0.0.1:9" in line and "after 2 attempts" in line
     (run,) = [RunDir(d) for d in tmp_path.iterdir()]
-    assert run.manifest()["status"] == "failed"
+    assert run.manifest().status == "failed"
 
 
 def test_disk_full_keeps_finished_samples_and_resumes(tiny_ckpt, tmp_path, monkeypatch):
@@ -123,11 +123,11 @@ def test_disk_full_keeps_finished_samples_and_resumes(tiny_ckpt, tmp_path, monke
     assert res.exit_code == 2
     assert "No space left on device" in _err(res) and "rerun to resume" in _err(res)
     (run,) = [RunDir(d) for d in out.iterdir()]
-    assert run.manifest()["status"] == "failed" and len(run.read_samples()) == 4
+    assert run.manifest().status == "failed" and len(run.read_samples()) == 4
     monkeypatch.setattr(RunDir, "append_samples", real)
     res = _eval(*args)
     assert res.exit_code == 0 and "resumed" in res.stderr
-    assert run.manifest()["status"] == "done" and len(run.read_samples()) == 6
+    assert run.manifest().status == "done" and len(run.read_samples()) == 6
 
 
 def test_error_text_with_brackets_is_shown_verbatim(tmp_path):

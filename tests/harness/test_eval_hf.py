@@ -50,13 +50,13 @@ def test_hf_end_to_end_three_tasks(tiny_ckpt, shared_data, tmp_path):
     runs = runs_by_task(out)
     assert set(runs) == {"gsm8k", "math500", "odyssey"}
     for name, run in runs.items():
-        assert run.manifest()["task"]["name"] == name
+        assert run.manifest().task.name == name
         m = run.manifest()
-        assert m["status"] == "done" and m["grader_version"] == GRADER_VERSION
-        assert m["task"]["n_problems"] == 3 and len(m["task"]["data_sha256"]) == 64
-        assert m["sampling"]["backend"] == "hf" and m["sampling"]["max_tokens"] == 16
-        assert m["model"]["fingerprint"] and m["prompt"]["name"] == "qwen2-boxed"
-        met = m["metrics"]
+        assert m.status == "done" and m.grader_version == GRADER_VERSION
+        assert m.task.n_problems == 3 and len(m.task.data_sha256) == 64
+        assert m.sampling.backend == "hf" and m.sampling.max_tokens == 16
+        assert m.model.fingerprint and m.prompt.name == "qwen2-boxed"
+        met = m.metrics
         assert met["n_samples"] == 3 and 0 <= met["accuracy"] <= 1 and met["ci95"][0] <= met["ci95"][1]
         assert met["mean_tokens"] <= 16
         rows = pq.read_table(run.path / "samples.parquet").to_pylist()
@@ -97,9 +97,9 @@ def test_sampling_n_and_chat_prompt(tiny_ckpt, tmp_path):
     )
     assert res.exit_code == 0, res.output
     m = next(iter(runs_by_task(out).values())).manifest()
-    assert m["metrics"]["n_samples"] == 12 and set(m["metrics"]["pass@k"]) == {"1", "2", "3"}
-    assert "maj@k" in m["metrics"]
-    rows = RunDir(out / m["run_id"]).read_samples()
+    assert m.metrics["n_samples"] == 12 and set(m.metrics["pass@k"]) == {"1", "2", "3"}
+    assert "maj@k" in m.metrics
+    rows = RunDir(out / m.run_id).read_samples()
     assert sorted({r["sample_idx"] for r in rows}) == [0, 1, 2]
     assert rows[0]["prompt"].startswith("<|im_start|>user\n")
 
@@ -178,7 +178,7 @@ def test_torn_last_line_is_repaired_on_resume(tiny_ckpt, tmp_path):
     lines = (run.path / "samples.jsonl").read_text().splitlines(keepends=True)
     # simulate a crash: manifest back to running, last two samples lost, a torn half line at the end
     m = run.manifest()
-    m["status"] = "running"
+    m.status = "running"
     run.write_manifest(m)
     (run.path / "samples.parquet").unlink()
     (run.path / "samples.jsonl").write_text("".join(lines[:4]) + lines[4][:20])
@@ -220,21 +220,21 @@ def test_regrade_in_place_and_to_a_new_grader_version(tiny_ckpt, tmp_path):
     res = runner.invoke(app, ["regrade", run.run_id, "--out", str(out)])
     assert res.exit_code == 0, res.output
     m = run.manifest()
-    assert m["regraded"]["changed"] == 1 and m["metrics"]["n_correct"] == 1 and m["run_id"] == run.run_id
+    assert m.regraded["changed"] == 1 and m.metrics["n_correct"] == 1 and m.run_id == run.run_id
     # a run graded by an older grader is re-scored into a new run id beside it
     # (as if written by grader 0.9.0: its id is the hash of an identity naming that grader)
-    m["grader_version"] = m["identity"]["grader_version"] = "0.9.0"
-    m["run_id"] = make_run_id(m["identity"])
-    run.path.rename(out / m["run_id"])
-    run = RunDir(out / m["run_id"])
+    m.grader.version = m.identity["grader_version"] = "0.9.0"
+    m.run_id = make_run_id(m.identity)
+    run.path.rename(out / m.run_id)
+    run = RunDir(out / m.run_id)
     run.write_manifest(m)
     res = runner.invoke(app, ["regrade", str(run.path), "--out", str(out)])
     assert res.exit_code == 0, res.output
     others = [RunDir(d) for d in out.iterdir() if d.name != run.run_id]
     assert len(others) == 1
     nm = others[0].manifest()
-    assert nm["regraded_from"] == run.run_id and nm["grader_version"] == GRADER_VERSION
-    assert nm["metrics"]["n_correct"] == 1
+    assert nm.regraded_from == run.run_id and nm.grader_version == GRADER_VERSION
+    assert nm.metrics["n_correct"] == 1
 
 
 def test_a_second_writer_of_the_same_run_fails_fast(tiny_ckpt, tmp_path):
@@ -244,9 +244,9 @@ def test_a_second_writer_of_the_same_run_fails_fast(tiny_ckpt, tmp_path):
     assert _eval(args).exit_code == 0
     run = next(iter(runs_by_task(out).values()))
     m = run.manifest()
-    m["status"] = "running"
+    m.status = "running"
     run.write_manifest(m)
     with run.exclusive():  # another job is writing this run right now
         res = runner.invoke(app, ["eval", *args])
     assert res.exit_code == 2 and "another process is writing this run" in res.stderr
-    assert _eval(args).exit_code == 0 and run.manifest()["status"] == "done"
+    assert _eval(args).exit_code == 0 and run.manifest().status == "done"

@@ -76,8 +76,8 @@ def test_vllm_offline_engine_three_tasks_agrees_with_hf(tiny_ckpt, shared_data, 
     assert set(v) == {"gsm8k", "math500", "odyssey"}
     for task, run in v.items():
         m = run.manifest()
-        assert m["status"] == "done" and m["sampling"]["backend"] == "vllm" and m["metrics"]["n_samples"] == 4
-        assert m["run_id"] != h[task].run_id  # the backend is part of the identity
+        assert m.status == "done" and m.sampling.backend == "vllm" and m.metrics["n_samples"] == 4
+        assert m.run_id != h[task].run_id  # the backend is part of the identity
         rows = run.read_samples()
         assert {s["problem_id"] for s in rows} == {s["problem_id"] for s in h[task].read_samples()}
         assert all(0 < s["n_tokens"] <= 24 for s in rows)
@@ -120,7 +120,7 @@ def test_openai_backend_against_real_vllm_serve(vllm_server, tiny_ckpt, shared_d
     assert set(served) == {"gsm8k", "math500", "odyssey"}
     for run in served.values():
         m = run.manifest()
-        assert m["status"] == "done" and m["sampling"]["backend"] == "openai" and m["metrics"]["n_samples"] == 4
+        assert m.status == "done" and m.sampling.backend == "openai" and m.metrics["n_samples"] == 4
         assert all(0 < r["n_tokens"] <= 16 for r in run.read_samples())
     agree, total = same_completions(served, local)
     # the served model is our checkpoint: greedy text matches transformers on the same prompts
@@ -131,7 +131,7 @@ def test_openai_backend_against_real_vllm_serve(vllm_server, tiny_ckpt, shared_d
     assert res.exit_code == 0, res.output
     (run,) = runs_by_task(tmp_path / "chat").values()
     m = run.manifest()
-    assert m["prompt"]["chat"] and m["metrics"]["n_samples"] == 6 and "pass@k" in m["metrics"]
+    assert m.prompt.chat and m.metrics["n_samples"] == 6 and "pass@k" in m.metrics
     assert run.read_samples()[0]["prompt"].startswith("<user>")
 
 
@@ -158,7 +158,7 @@ def test_a_trained_checkpoint_loads_in_vllm(tiny_ckpt, tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     (run,) = runs_by_task(tmp_path / "results").values()
     m = run.manifest()
-    assert m["status"] == "done" and m["model"]["method"] == "step-dpo" and m["sampling"]["backend"] == "vllm"
+    assert m.status == "done" and m.model.method == "step-dpo" and m.sampling.backend == "vllm"
 
 
 def test_judge_locator_against_real_vllm_serve(vllm_server, arith_policy, tmp_path):

@@ -35,13 +35,13 @@ def test_our_tasks_in_lm_eval_and_back(lm_eval_ok, tiny_ckpt, shared_data, tmp_p
              tmp_path / "lm")  # fmt: skip
     res = runner.invoke(app, ["import", "lm-eval", str(tmp_path / "lm"), "--out", str(tmp_path / "r")])
     assert res.exit_code == 0, res.output
-    runs = {RunDir(d).manifest()["task"]["name"]: RunDir(d) for d in (tmp_path / "r").iterdir()}
+    runs = {RunDir(d).manifest().task.name: RunDir(d) for d in (tmp_path / "r").iterdir()}
     assert set(runs) == {"gsm8k", "math500", "odyssey"}
     for name, run in runs.items():
         m = run.manifest()
-        assert m["source"] == "lm-eval" and m["metrics"]["n_samples"] == 4
-        assert m["task"]["data_sha256"] == load_task(name, shared_data).data_sha256  # same data as our eval
-        assert m["metrics"]["accuracy"] == pytest.approx(m["metrics_source"]["acc,none"])
+        assert m.source == "lm-eval" and m.metrics["n_samples"] == 4
+        assert m.task.data_sha256 == load_task(name, shared_data).data_sha256  # same data as our eval
+        assert m.metrics["accuracy"] == pytest.approx(m.extra["metrics_source"]["acc,none"])
         rows = run.read_samples()
         assert rows[0]["prompt"].startswith("<|im_start|>system") and rows[0]["problem_id"].startswith(
             ("gsm8k/", "test/", "odyssey/")
@@ -71,8 +71,8 @@ def test_imported_accuracy_equals_lm_evals_on_the_same_generations(lm_eval_ok, t
     assert res.exit_code == 0, res.output
     (imp,) = [RunDir(d) for d in (tmp_path / "r").iterdir()]
     m = imp.manifest()
-    assert m["metrics"]["accuracy"] == pytest.approx(reported["acc,none"])
-    assert m["disagreements"] == 0
+    assert m.metrics["accuracy"] == pytest.approx(reported["acc,none"])
+    assert m.extra["disagreements"] == 0
     assert reported["acc,none"] > 0  # the generations really matched some golds
 
 
@@ -96,13 +96,13 @@ def test_step_dpo_file_is_regraded_and_disagreements_kept(tmp_path):
     assert res.exit_code == 0, res.output
     (run,) = [RunDir(d) for d in (tmp_path / "r").iterdir()]
     m = run.manifest()
-    assert m["source"] == "step-dpo" and m["model"]["label"] == "qwen2-7b-stepdpo_math"
+    assert m.source == "step-dpo" and m.model.label == "qwen2-7b-stepdpo_math"
     rows = {r["problem_id"]: r for r in run.read_samples()}
     # theirs missed 2.0 == 2 and accepted the flipped interval: ours disagrees on both
     assert rows["test/algebra/2.json"]["correct"] and not rows["test/algebra/2.json"]["other_correct"]
     assert not rows["test/intermediate_algebra/3.json"]["correct"]
     assert rows["test/intermediate_algebra/3.json"]["other_correct"]
-    assert m["disagreements"] == 2 and m["metrics"]["accuracy"] == pytest.approx(2 / 3)
+    assert m.extra["disagreements"] == 2 and m.metrics["accuracy"] == pytest.approx(2 / 3)
     # importing again replaces the same run
     assert runner.invoke(app, ["import", "step-dpo", str(f), "--out", str(tmp_path / "r")]).exit_code == 0
     assert len(list((tmp_path / "r").iterdir())) == 1

@@ -26,7 +26,7 @@ def _eval(model: Path, out: Path, *extra: str) -> RunDir:
     assert res.exit_code == 0, res.output
     (run,) = [RunDir(d) for d in out.iterdir() if (d / "run.json").is_file()]
     m = run.manifest()
-    assert m["status"] == "done" and m["metrics"]["n_samples"] == 3
+    assert m.status == "done" and m.metrics["n_samples"] == 3
     return run
 
 
@@ -59,7 +59,7 @@ def test_eval_train_pairs_and_gate(name, zoo, step_pairs, tmp_path):
         lines = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
         assert [x["step"] for x in lines] == [1, 2] and all(x["loss"] == x["loss"] for x in lines)
         run = _eval(out, tmp_path / f"eval-{method}")
-        assert run.manifest()["model"]["method"] == method
+        assert run.manifest().model.method == method
     # pairs collect: k solutions on a handful of training problems with a *-step prompt
     cfg = tmp_path / "pairs.yaml"
     cfg.write_text(yaml.safe_dump({"model": str(model), "out": str(tmp_path / "pipe"), "limit": 3, "k": 2,

@@ -39,7 +39,7 @@ def test_prompt_plus_budget_past_gpt2_context_is_clamped_and_recorded(zoo, tmp_p
     assert "context window" in res.output  # the warning
     run = _only_run(out)
     check_clamped_run(run.read_samples(), n_long, 600)
-    m = run.manifest()["metrics"]
+    m = run.manifest().metrics
     assert m["context_clamped"] >= 1 and m["truncation_rate"] >= 1 / 3
 
 

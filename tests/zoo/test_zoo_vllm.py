@@ -63,7 +63,7 @@ def test_offline_engine_agrees_with_transformers(name, zoo, tmp_path):
     args = ("--tasks", "arith", "--limit", "6", "--max-tokens", "16", "--prompt", "qwen2-boxed")
     v = _vllm_eval(zoo[name], tmp_path / "vllm", *args)
     h = _hf_eval(zoo[name], tmp_path / "hf", *args)
-    assert v.manifest()["model"]["fingerprint"] == h.manifest()["model"]["fingerprint"]
+    assert v.manifest().model.fingerprint == h.manifest().model.fingerprint
     same, total = _agree(v, h)
     # same weights, same ids (BOS included), greedy: the engines should mostly write the very same text
     assert same >= total // 2, f"only {same}/{total} greedy completions agree between vLLM and transformers"
@@ -76,7 +76,7 @@ def test_gpt2_context_window_in_the_engine(zoo, tmp_path):
     run = _vllm_eval(zoo["gpt2-1024ctx"], tmp_path / "out", "--tasks", f"jsonl:{f}", "--prompt-file",
                      str(tmp_path / "plain.txt"), "--max-tokens", "600")  # fmt: skip
     check_clamped_run(run.read_samples(), n_long, 600)
-    assert run.manifest()["metrics"]["context_clamped"] >= 1
+    assert run.manifest().metrics["context_clamped"] >= 1
 
 
 def test_vllm_serve_of_a_qwen3_checkpoint(zoo, tmp_path):

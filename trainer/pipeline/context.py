@@ -16,7 +16,7 @@ from rich.console import Console
 
 from stepdpo_bench.prompts import PromptTemplate, get_template, render, response_head
 from stepdpo_bench.runs import atomic_write_text
-from stepdpo_bench.samplers import Sampler, SamplingParams, make_sampler
+from stepdpo_bench.samplers import Sampler, SamplingParams, sampler_from_options
 from stepdpo_bench.tasks import Problem, Task, load_task
 
 from .config import PipelineConfig, PipelineError
@@ -109,10 +109,7 @@ class Pipeline:
     @property
     def policy(self) -> Sampler:
         if self._policy is None:
-            c = self.cfg
-            self._policy = make_sampler(c.backend, c.model, base_urls=c.base_urls, dtype=c.dtype,
-                                        batch_size=c.batch_size, seed=c.seed,
-                                        enforce_eager=c.enforce_eager)  # fmt: skip
+            self._policy = sampler_from_options(self.cfg.model, self.cfg.sampler_options(), seed=self.cfg.seed)
         return self._policy
 
     def close(self) -> None:

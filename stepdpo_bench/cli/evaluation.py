@@ -1,0 +1,177 @@
+"""``stepdpo-bench eval`` and ``regrade``."""
+
+from __future__ import annotations
+
+import errno
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from .common import RESULTS, app, check_method, console, fail, note, split, with_sampler_options
+
+
+def _check_sampling(limit: int | None, n: int, max_tokens: int, temperature: float, top_p: float,
+                    chunk_size: int | None) -> None:  # fmt: skip
+    """Every range is checked at the door: exit 2 with one line, before any data or model loads."""
+    if limit is not None and limit < 1:
+        fail(f"--limit must be at least 1, not {limit}")
+    if n < 1:
+        fail(f"--n must be at least 1, not {n}")
+    if max_tokens < 1:
+        fail(f"--max-tokens must be at least 1, not {max_tokens}")
+    if temperature < 0:
+        fail(f"--temperature must be 0 (greedy) or positive, not {temperature:g}")
+    if not 0 < top_p <= 1:
+        fail(f"--top-p must be in (0, 1], not {top_p:g}")
+    if n > 1 and temperature == 0:
+        note(f"warning: --n {n} with --temperature 0 gives {n} identical greedy samples per problem")
+    if chunk_size is not None and chunk_size < 1:
+        fail(f"--chunk-size must be at least 1, not {chunk_size}")
+
+
+@app.command("eval")
+@with_sampler_options
+def eval_cmd(
+    model: str = typer.Option(..., "--model", help="Checkpoint directory, LoRA adapter, Hub id, or served name."),
+    tasks: str = typer.Option("arith", "--tasks", help="Comma list: gsm8k, math, math500, odyssey, arith, jsonl:PATH."),
+    limit: int = typer.Option(None, help="Only the first N problems (after filters)."),
+    data_dir: Path = typer.Option(None, "--data-dir", help="Local data laid out like shared/data (default: the Hub)."),
+    split_name: str = typer.Option("test", "--split", help="Data split."),
+    subjects: str = typer.Option(None, help="Comma list of subjects to keep (MATH 'type', Odyssey 'label')."),
+    levels: str = typer.Option(None, help="Comma list of levels to keep (1-5 for MATH)."),
+    prompt: str = typer.Option(None, help="Prompt template name (default: qwen2-boxed; arith-step for arith)."),
+    prompt_file: Path = typer.Option(
+        None, "--prompt-file", help="Your own template: text with one {question} placeholder, everything else literal."
+    ),
+    max_tokens: int = typer.Option(2048, "--max-tokens", help="Generation budget per sample."),
+    n: int = typer.Option(1, "--n", help="Samples per problem (pass@k, maj@k)."),
+    temperature: float = typer.Option(0.0, help="0 = greedy."),
+    top_p: float = typer.Option(1.0, "--top-p"),
+    seed: int = typer.Option(0),
+    stop: list[str] = typer.Option(None, "--stop", help="Extra stop string (repeatable)."),
+    results: Path = RESULTS,
+    method: str = typer.Option("other", help="base | sft | dpo | step-dpo | other (default: from the trainer's tag)."),
+    tag: list[str] = typer.Option(None, "--tag", help="Free-form leaderboard tag, e.g. main (repeatable)."),
+    label: str = typer.Option(None, help="Display name on the leaderboard."),
+    base_model: str = typer.Option(None, "--base-model", help="What this checkpoint was trained from."),
+    chunk_size: int = typer.Option(None, "--chunk-size", help="Prompts per checkpointed chunk."),
+    question_field: str = typer.Option("question", "--question-field", help="jsonl:PATH question field."),
+    answer_field: str = typer.Option("answer", "--answer-field", help="jsonl:PATH gold answer field."),
+    convention: str = typer.Option("math", help="jsonl:PATH answer convention: math, gsm8k, odyssey, arith."),
+    lenient_grading: bool = typer.Option(
+        False,
+        "--lenient-grading",
+        help="Grader 1.x rounding rule: any correctly rounded decimal matches an exact gold (recorded in the run).",
+    ),
+    sampler: Any = None,
+) -> None:
+    """Score a checkpoint on one or more tasks; each task becomes a resumable run under --results."""
+    from ..checkpoints import CheckpointError, inspect
+    from ..evaluate import EvalRequest, execute, finished, plan
+    from ..grading import TASKS
+    from ..prompts import PromptError
+    from ..reports import results_table
+    from ..runs import RunError
+    from ..samplers import SamplerError, SamplingParams, identity_for, sampler_from_options
+    from ..tasks import TaskError
+
+    check_method(method)
+    _check_sampling(limit, n, max_tokens, temperature, top_p, chunk_size)
+    if convention not in TASKS:
+        fail(f"--convention {convention!r}: choose from {', '.join(TASKS)}")
+    if prompt_file is not None and prompt is not None:
+        fail("give --prompt or --prompt-file, not both (a prompt file is plain text; chat prompts use --prompt chat)")
+    task_list = split(tasks) or fail("--tasks is empty")
+    try:
+        backend = sampler.check()
+        if backend != "openai":
+            inspect(model)  # a broken checkpoint is refused here, before anything else
+        who = identity_for(backend, model, sampler.revision)
+        params = SamplingParams(temperature, top_p, max_tokens, n, seed, tuple(stop or ()))
+        plans = [plan(EvalRequest(model=model, task=t, data_dir=data_dir, split=split_name, limit=limit,
+                                  subjects=split(subjects), levels=split(levels), prompt=prompt,
+                                  prompt_file=prompt_file, sampling=params, out_dir=results, method=method,
+                                  label=label, base_model=base_model, tags=list(tag or []), chunk_size=chunk_size,
+                                  question_field=question_field, answer_field=answer_field, convention=convention,
+                                  lenient_grading=lenient_grading), backend, who)
+                 for t in task_list]  # fmt: skip
+    except (TaskError, PromptError, SamplerError, CheckpointError, RunError) as exc:
+        fail(str(exc))
+    done: list[Any] = []
+    current = None
+    with ExitStack() as locks:
+        try:
+            for p in plans:  # a second writer of any of these runs fails now, before a model loads
+                locks.enter_context(p.run.exclusive())
+            pending = [p for p in plans if finished(p) is None]
+            engine = sampler_from_options(model, sampler, seed=seed) if pending else None
+            try:
+                for current in plans:
+                    res = execute(current, engine) if current in pending else _reused(current)
+                    done.append(res)
+                    note(f"{current.task.name}: {res.status} run -> {res.run_dir.path}")
+            finally:
+                if engine is not None:
+                    engine.close()
+        except (TaskError, PromptError, SamplerError, CheckpointError, RunError, ValueError) as exc:
+            _partial(done)
+            fail(str(exc))
+        except OSError as exc:
+            _partial(done)
+            where = exc.filename or (current.run.path if current else results)
+            what = "No space left on device" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+            fail(f"{where}: {what} (finished samples are kept; free space or fix it, then rerun to resume)")
+        except KeyboardInterrupt:
+            _partial(done)
+            fail("interrupted; finished samples are kept, run the same command to resume", 130)
+    console.print(results_table(done))
+
+
+def _reused(p: Any) -> Any:
+    from ..evaluate import EvalResult, finished
+
+    return EvalResult(p.run, finished(p), "reused")
+
+
+def _partial(done: list[Any]) -> None:
+    if done:
+        from ..reports import results_table
+
+        console.print(results_table(done, "Finished before the error"))
+
+
+@app.command()
+def regrade(
+    runs: list[str] = typer.Argument(..., help="Run directories, run ids under --results, or a folder of runs."),
+    results: Path = RESULTS,
+) -> None:
+    """Re-score finished runs with the current grader, without generating."""
+    from ..evaluate import regrade as do_regrade
+    from ..reports import results_table
+    from ..runs import MANIFEST, RunError, resolve_run
+
+    targets: list[Any] = []
+    try:
+        for ref in runs:
+            folder = Path(ref)
+            if folder.is_dir() and not (folder / MANIFEST).is_file():  # a folder of runs: every finished one
+                found = sorted(d for d in folder.iterdir() if (d / MANIFEST).is_file())
+                if not found:
+                    fail(f"{folder}: no runs in it (no */{MANIFEST})")
+                targets += [resolve_run(str(d), results) for d in found]
+            else:
+                targets.append(resolve_run(ref, results))
+        out = []
+        for run in targets:
+            m = run.manifest()
+            if m is None or not m.done:
+                note(f"skipped {run.path}: not a finished run")
+                continue
+            res = do_regrade(run, results)
+            note(f"{run.path}: {res.manifest.regraded['changed']} verdicts changed -> {res.run_dir.path}")
+            out.append(res)
+    except (RunError, ValueError) as exc:
+        fail(str(exc))
+    console.print(results_table(out, "Regraded"))
