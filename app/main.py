@@ -56,14 +56,23 @@ def page_leaderboard(data: Data) -> None:
     df = df[df["method"].isin(picked) | df["method"].isna()]
     if search:
         df = df[df["label"].str.contains(search, case=False, regex=False)]
-    view = pd.DataFrame({
-        "task": df.task, "tier": df.tier, "model": df.label, "method": df.method, "base model": df.base_model,
-        "accuracy %": (100 * df.accuracy).round(1), "95% CI": [f"{_pct(lo)} – {_pct(hi)}" for lo, hi in
-                                                             zip(df.ci_lo, df.ci_hi, strict=True)],
-        "n": df.n_problems, "samples/problem": df.n, "prompt": df.prompt,
-        "answers found by": [extraction_summary(x) for x in df.extraction],
-        "date": df.created_at.astype(str).str[:10], "run": df.run_id,
-    })  # fmt: skip
+    view = pd.DataFrame(
+        {
+            "task": df.task,
+            "tier": df.tier,
+            "model": df.label,
+            "method": df.method,
+            "base model": df.base_model,
+            "accuracy %": (100 * df.accuracy).round(1),
+            "95% CI": [f"{_pct(lo)} – {_pct(hi)}" for lo, hi in zip(df.ci_lo, df.ci_hi, strict=True)],
+            "n": df.n_problems,
+            "samples/problem": df.n,
+            "prompt": df.prompt,
+            "answers found by": [extraction_summary(x) for x in df.extraction],
+            "date": df.created_at.astype(str).str[:10],
+            "run": df.run_id,
+        }
+    )
     st.dataframe(view, hide_index=True, use_container_width=True)
     st.caption(
         "Same tier = not significantly different (paired test on shared problems, α = 0.05) from the best "
@@ -75,10 +84,12 @@ def page_leaderboard(data: Data) -> None:
 
         base = alt.Chart(chart).encode(y=alt.Y("label:N", sort="-x", title=None))
         st.altair_chart(
-            (base.mark_bar().encode(x=alt.X("acc:Q", title="accuracy %"), color="task:N")
-             + base.mark_rule().encode(x="lo:Q", x2="hi:Q")),
+            (
+                base.mark_bar().encode(x=alt.X("acc:Q", title="accuracy %"), color="task:N")
+                + base.mark_rule().encode(x="lo:Q", x2="hi:Q")
+            ),
             use_container_width=True,
-        )  # fmt: skip
+        )
     except ImportError:
         st.bar_chart(chart.set_index("label")["acc"])
     st.download_button("Download CSV", _csv(view), "leaderboard.csv", "text/csv")
@@ -139,12 +150,19 @@ def page_compare(data: Data) -> None:
         if not df.empty:
             label = df.columns[0]
             st.subheader(key.replace("_", " ").title())
-            view = pd.DataFrame({
-                label: df[label], "n": df["n"], "A %": (100 * df["acc_a"]).round(1),
-                "B %": (100 * df["acc_b"]).round(1), "B − A pts": (100 * df["diff"]).round(1),
-                "95% CI pts": [f"{100 * lo:+.1f} … {100 * hi:+.1f}" if lo == lo else "-" for lo, hi in df["ci95"]],
-                "p": df["p_value"].round(3), "fixed": df["n_fixed"], "broken": df["n_broken"],
-            })  # fmt: skip
+            view = pd.DataFrame(
+                {
+                    label: df[label],
+                    "n": df["n"],
+                    "A %": (100 * df["acc_a"]).round(1),
+                    "B %": (100 * df["acc_b"]).round(1),
+                    "B − A pts": (100 * df["diff"]).round(1),
+                    "95% CI pts": [f"{100 * lo:+.1f} … {100 * hi:+.1f}" if lo == lo else "-" for lo, hi in df["ci95"]],
+                    "p": df["p_value"].round(3),
+                    "fixed": df["n_fixed"],
+                    "broken": df["n_broken"],
+                }
+            )
             st.dataframe(view, hide_index=True, use_container_width=True)
             st.bar_chart(view.set_index(label)["B − A pts"])
     c1, c2 = st.columns(2)
@@ -178,8 +196,11 @@ def page_samples(data: Data) -> None:
     sb = {s["problem_id"]: s for s in data.samples(b) if s["sample_idx"] == 0}
     common = sorted(sa.keys() & sb.keys())
     c1, c2, c3 = st.columns(3)
-    which = c1.selectbox("Show", ["where they disagree", "fixed by B", "broken by B", "both wrong", "both right",
-                                  "all"], key="smp_filter")  # fmt: skip
+    which = c1.selectbox(
+        "Show",
+        ["where they disagree", "fixed by B", "broken by B", "both wrong", "both right", "all"],
+        key="smp_filter",
+    )
     subjects = sorted({str(sa[k]["subject"]) for k in common if sa[k]["subject"] is not None})
     subj = c2.selectbox("Subject", ["all", *subjects], key="smp_subject")
     levels = sorted({str(sa[k]["level"]) for k in common if sa[k]["level"] is not None})
@@ -187,8 +208,14 @@ def page_samples(data: Data) -> None:
 
     def keep(k: str) -> bool:
         ca, cb = bool(sa[k]["correct"]), bool(sb[k]["correct"])
-        ok = {"all": True, "where they disagree": ca != cb, "fixed by B": not ca and cb, "broken by B": ca and not cb,
-              "both wrong": not (ca or cb), "both right": ca and cb}[which]  # fmt: skip
+        ok = {
+            "all": True,
+            "where they disagree": ca != cb,
+            "fixed by B": not ca and cb,
+            "broken by B": ca and not cb,
+            "both wrong": not (ca or cb),
+            "both right": ca and cb,
+        }[which]
         return ok and (subj == "all" or str(sa[k]["subject"]) == subj) and (lev == "all" or str(sa[k]["level"]) == lev)
 
     ids = [k for k in common if keep(k)]
@@ -217,8 +244,10 @@ def page_samples(data: Data) -> None:
             st.markdown(f"#### {r['label']}")
             st.markdown(":green[**correct**]" if r["correct"] else ":red[**wrong**]")
             _answer_line("extracted", r["pred"])
-            st.caption(f"answer found by: {r.get('method') or '?'} · grader: {r['reason']} · finish: "
-                       f"{r['finish_reason']} · {r['n_tokens']} tokens")  # fmt: skip
+            st.caption(
+                f"answer found by: {r.get('method') or '?'} · grader: {r['reason']} · finish: "
+                f"{r['finish_reason']} · {r['n_tokens']} tokens"
+            )
             for i, step in enumerate(r["steps"]):
                 with st.container(border=True):
                     if div is not None and i == div:
@@ -278,8 +307,13 @@ def main() -> None:
     page = st.sidebar.radio("Page", PAGES, key="page")
     st.sidebar.caption(f"index: {db}")
     try:
-        {"Leaderboard": page_leaderboard, "Compare": page_compare, "Samples": page_samples, "Audit": page_audit,
-         "Training": page_training}[page](data)  # fmt: skip
+        {
+            "Leaderboard": page_leaderboard,
+            "Compare": page_compare,
+            "Samples": page_samples,
+            "Audit": page_audit,
+            "Training": page_training,
+        }[page](data)
     except StoreError as exc:
         st.error(str(exc))
 

@@ -32,14 +32,29 @@ def write_run(root: Path, name: str, correct: np.ndarray) -> RunDir:
     run = RunDir(root / name)
     run.path.mkdir(parents=True)
     n = correct.size
-    pq.write_table(pa.table({
-        "run_id": [name] * n, "problem_id": [f"math/test/{i}" for i in range(n)], "sample_idx": [0] * n,
-        "correct": correct.tolist(), "subject": ["Algebra"] * n, "level": ["3"] * n,
-    }), run.path / "samples.parquet")  # fmt: skip
-    run.write_manifest({
-        "run_id": name, "status": "done", "task": {"name": "math", "split": "test", "data_sha256": "0" * 64},
-        "prompt": {"name": "qwen2-boxed"}, "grader_version": GRADER_VERSION, "model": {"method": "other"},
-    })  # fmt: skip
+    pq.write_table(
+        pa.table(
+            {
+                "run_id": [name] * n,
+                "problem_id": [f"math/test/{i}" for i in range(n)],
+                "sample_idx": [0] * n,
+                "correct": correct.tolist(),
+                "subject": ["Algebra"] * n,
+                "level": ["3"] * n,
+            }
+        ),
+        run.path / "samples.parquet",
+    )
+    run.write_manifest(
+        {
+            "run_id": name,
+            "status": "done",
+            "task": {"name": "math", "split": "test", "data_sha256": "0" * 64},
+            "prompt": {"name": "qwen2-boxed"},
+            "grader_version": GRADER_VERSION,
+            "model": {"method": "other"},
+        }
+    )
     return run
 
 

@@ -41,8 +41,7 @@ def main() -> None:
 
         def diff(a: str, b: str, comp: dict = comp) -> str:
             c = comp[(a, b)]
-            return (f"{100 * c['diff']:+.1f} [{100 * c['ci95'][0]:+.1f}, {100 * c['ci95'][1]:+.1f}] "
-                    f"p={c['p_value']:.2g}")  # fmt: skip
+            return f"{100 * c['diff']:+.1f} [{100 * c['ci95'][0]:+.1f}, {100 * c['ci95'][1]:+.1f}] p={c['p_value']:.2g}"
 
         print(
             f"| {s} | {100 * acc['sft/arith']:.1f} | {100 * acc['dpo/arith']:.1f} | "

@@ -122,8 +122,16 @@ def outside_pairs(checkout: Path) -> list[dict]:
         gold, ex = _gold_answer(c.gold), extract(c.pred, "math")
         pred = ", ".join(ex.group) if ex.group and is_list_text(gold) else ex.answer or c.pred  # as grade() reads it
         source = "qwen2.5-math" if c.test == "test_complex_math_expressions" else "math-verify-suite"
-        out.append({"pred": pred, "gold": gold, "task": "math", "label": c.expected, "source": source,
-                    "policy": (c.gold, c.pred) in POLICY})  # fmt: skip
+        out.append(
+            {
+                "pred": pred,
+                "gold": gold,
+                "task": "math",
+                "label": c.expected,
+                "source": source,
+                "policy": (c.gold, c.pred) in POLICY,
+            }
+        )
     return out
 
 
@@ -153,9 +161,11 @@ def main() -> None:
     if args.math_verify:
         pairs += outside_pairs(args.math_verify)
     labels = [p["label"] for p in pairs]
-    console.print(f"{len(pairs)} labelled pairs ({sum(labels)} equivalent, {len(labels) - sum(labels)} not): ours "
-                  "(MATH-500, GSM8K, Odyssey-MATH golds, rewrites + hand-written)"
-                  + (" + Math-Verify's suite" if args.math_verify else ""))  # fmt: skip
+    console.print(
+        f"{len(pairs)} labelled pairs ({sum(labels)} equivalent, {len(labels) - sum(labels)} not): ours "
+        "(MATH-500, GSM8K, Odyssey-MATH golds, rewrites + hand-written)"
+        + (" + Math-Verify's suite" if args.math_verify else "")
+    )
 
     shared_pool().map([{"pred": "x", "gold": "y", "task": "math"}])  # start workers outside the timings
     runs = [run_ours_sequential(pairs), run_ours_batch(pairs), run_math_verify(pairs)]
@@ -194,8 +204,10 @@ def main() -> None:
         n_policy = sum(1 for p in pairs if p.get("policy"))
         console.print(f"({n_policy} suite pairs are deliberate policy differences, explained in docs/grading.md)")
     seconds, timeouts = pathological_batch()
-    console.print(f"pathological batch: 2,000 samples (20 size-explosive, 2 distinct) graded in {seconds:.2f} s, "
-                  f"{timeouts} verdicts by timeout")  # fmt: skip
+    console.print(
+        f"pathological batch: 2,000 samples (20 size-explosive, 2 distinct) graded in {seconds:.2f} s, "
+        f"{timeouts} verdicts by timeout"
+    )
     ours, mv = stats[runs[1].name], stats["math-verify"]
     console.print(
         f"throughput ratio, ours (batch) / math-verify: {ours['pairs_per_s'] / mv['pairs_per_s']:.1f}x; "

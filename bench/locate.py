@@ -44,17 +44,31 @@ def main() -> None:
         out.mkdir(parents=True)
         (out / "collect").symlink_to((src / "collect").resolve())
         shutil.copy(src / "collect.json", out / "collect.json")
-        cfg = PipelineConfig(**{**base, "out": str(out), "locators": ["symbolic", "rollout"], "rollout_m": m,
-                                "compare_limit": args.solutions}).validate()  # fmt: skip
+        cfg = PipelineConfig(
+            **{
+                **base,
+                "out": str(out),
+                "locators": ["symbolic", "rollout"],
+                "rollout_m": m,
+                "compare_limit": args.solutions,
+            }
+        ).validate()
         t0 = time.perf_counter()
         run_stages(Pipeline(cfg, Console(stderr=True)), ["locate"])
         secs = time.perf_counter() - t0
         acc = locator_accuracy(out, same_as="rollout")
         for name in ("rollout",) if i else ("symbolic", "rollout"):
             o, mm = acc[name], m if name == "rollout" else 0
-            table.add_row(name if not mm else f"rollout m={mm}", str(o["solutions"]), str(o["located"]),
-                          f"{o['exact_of_located'] or 0:.3f}", f"{o['exact_of_all'] or 0:.3f}", f"{o['spent']:,}",
-                          f"{mm * o['steps']:,}" if mm else "-", f"{secs:.0f}" if mm else "0")  # fmt: skip
+            table.add_row(
+                name if not mm else f"rollout m={mm}",
+                str(o["solutions"]),
+                str(o["located"]),
+                f"{o['exact_of_located'] or 0:.3f}",
+                f"{o['exact_of_all'] or 0:.3f}",
+                f"{o['spent']:,}",
+                f"{mm * o['steps']:,}" if mm else "-",
+                f"{secs:.0f}" if mm else "0",
+            )
     Console().print(table)
 
 

@@ -43,14 +43,14 @@ POLICY: dict[tuple[str, str], str] = {
     ("$(\\frac{3}{5},\\frac{8}{3}]$", "$(0.6,2.6667]$"): _APPROX,
     ("$(1,3)$", "${1,3}$"): "shapes: braces around a list are a set (or, rendered, a bare list), never an ordered pair",
     ("$x \\in [-2,7]$", "$-2 \\\\le x \\\\le 7$"): "forms: an inequality is the set it describes (Math-Verify refuses "
-        "set-vs-relation comparisons unless allow_set_relation_comp)",
+    "set-vs-relation comparisons unless allow_set_relation_comp)",
     ("$\\\\boxed{35 cm} ++++++ \\\\boxed{4}$", "${35 cm,4}$"): "several boxes: boxes joined by '+' are not a list",
     ("\\\\boxed{W(n) = 1 \\\\text{ and } W(n) = -1", "W(x)=1orW(x)=-1"): "malformed gold (unclosed box), and the "
-        "prediction names another function (W(x), not W(n))",
+    "prediction names another function (W(x), not W(n))",
     ("$21,16$ or $11$", "$21,16,11$"): "several golds: 'or' between gold answers lists alternatives, not one list",
     ("$f(x)$", "$f(y)$"): "variables are not renamed (Math-Verify's strict=False option)",
     ("$1 - \\frac{1}{\\mathrm{e}}$", "$1 + \\frac{1}{\\mathrm{e}}$"): "the suite says 1 - 1/e = 1 + 1/e; they differ",
-}  # fmt: skip
+}
 
 
 @dataclass
@@ -108,8 +108,9 @@ def read_cases(checkout: Path) -> list[Case]:
                 for values in rows:
                     row = dict(zip(names, values, strict=True))
                     row_opts = {**opts, **{k: row[k] for k in names if k in DEFAULTS}}
-                    cases.append(Case(f.name, fn.name, str(row["gold"]), str(row["pred"]), bool(row[exp_key]),
-                                      row_opts))  # fmt: skip
+                    cases.append(
+                        Case(f.name, fn.name, str(row["gold"]), str(row["pred"]), bool(row[exp_key]), row_opts)
+                    )
             if not any(_parametrize(d) for d in fn.decorator_list):  # literal calls: assert compare_strings(...) == x
                 for node in ast.walk(fn):
                     if isinstance(node, ast.Compare) and node.left in calls and len(node.left.args) >= 2:
@@ -157,12 +158,16 @@ def main() -> None:
         (policy if (c.gold, c.pred) in POLICY else wrong).append(row)
     total = sum(t for _, t in per_file.values())
     agree = sum(a for a, _ in per_file.values())
-    print(f"Math-Verify suite ({args.math_verify}): {len(cases)} cases, {len(chosen)} with "
-          f"{'any' if args.all else 'default'} options, graded in {elapsed:.2f} s")  # fmt: skip
+    print(
+        f"Math-Verify suite ({args.math_verify}): {len(cases)} cases, {len(chosen)} with "
+        f"{'any' if args.all else 'default'} options, graded in {elapsed:.2f} s"
+    )
     for f, (a, t) in sorted(per_file.items()):
         print(f"  {f:28s} {a:4d}/{t:<4d} {100 * a / t:5.1f}%")
-    print(f"  {'all':28s} {agree:4d}/{total:<4d} {100 * agree / total:5.1f}%   "
-          f"(policy {len(policy)}, ours-wrong {len(wrong)})")  # fmt: skip
+    print(
+        f"  {'all':28s} {agree:4d}/{total:<4d} {100 * agree / total:5.1f}%   "
+        f"(policy {len(policy)}, ours-wrong {len(wrong)})"
+    )
     for label, rows in (("ours-wrong", wrong), ("policy", policy)):
         for c, pa, method, g, reason in rows[: args.show]:
             why = POLICY.get((c.gold, c.pred), reason)

@@ -39,33 +39,61 @@ def synth_run(out: Path, i: int, n: int, rng: random.Random) -> None:
     rid = f"model-{i:03d}__{task}__{i:012x}"
     acc = rng.uniform(0.2, 0.8)
     correct = [rng.random() < acc for _ in range(n)]
-    steps = [[f"Step {k}: {rng.randint(1, 99)} + {rng.randint(1, 99)} = {rng.randint(1, 199)}" for k in range(1, 5)]
-             for _ in range(n)]  # fmt: skip
-    table = pa.table({
-        "run_id": [rid] * n, "problem_id": [f"{task}/test/{j}" for j in range(n)], "sample_idx": [0] * n,
-        "prompt": [f"Problem {j}: what is the value?" for j in range(n)],
-        "completion": ["\n".join(s) + "\nThe answer is: 7" for s in steps], "steps": steps,
-        "pred": ["7"] * n, "gold": ["7" if c else "8" for c in correct], "correct": correct,
-        "reason": ["exact match after normalisation" if c else "numeric: 7 != 8" for c in correct],
-        "finish_reason": ["stop"] * n, "n_tokens": [rng.randint(50, 500) for _ in range(n)],
-        "subject": [SUBJECTS[j % len(SUBJECTS)] for j in range(n)], "level": [str(1 + j % 5) for j in range(n)],
-    })  # fmt: skip
+    steps = [
+        [f"Step {k}: {rng.randint(1, 99)} + {rng.randint(1, 99)} = {rng.randint(1, 199)}" for k in range(1, 5)]
+        for _ in range(n)
+    ]
+    table = pa.table(
+        {
+            "run_id": [rid] * n,
+            "problem_id": [f"{task}/test/{j}" for j in range(n)],
+            "sample_idx": [0] * n,
+            "prompt": [f"Problem {j}: what is the value?" for j in range(n)],
+            "completion": ["\n".join(s) + "\nThe answer is: 7" for s in steps],
+            "steps": steps,
+            "pred": ["7"] * n,
+            "gold": ["7" if c else "8" for c in correct],
+            "correct": correct,
+            "reason": ["exact match after normalisation" if c else "numeric: 7 != 8" for c in correct],
+            "finish_reason": ["stop"] * n,
+            "n_tokens": [rng.randint(50, 500) for _ in range(n)],
+            "subject": [SUBJECTS[j % len(SUBJECTS)] for j in range(n)],
+            "level": [str(1 + j % 5) for j in range(n)],
+        }
+    )
     run = RunDir(out / rid)
     run.path.mkdir(parents=True)
     pq.write_table(table, run.path / "samples.parquet")
     method = ("base", "sft", "dpo", "step-dpo")[i % 4]
     m = {
-        "run_id": rid, "status": "done", "created_at": f"2026-11-{1 + i % 28:02d}T00:00:00+00:00",
-        "updated_at": "2026-11-22T00:00:00+00:00", "source": "stepdpo-bench",
-        "model": {"name_or_path": f"/ckpt/model-{i:03d}", "fingerprint": f"{i:016x}", "label": f"model-{i:03d}",
-                  "method": method, "base_model": f"base-{i % 10}"},
+        "run_id": rid,
+        "status": "done",
+        "created_at": f"2026-11-{1 + i % 28:02d}T00:00:00+00:00",
+        "updated_at": "2026-11-22T00:00:00+00:00",
+        "source": "stepdpo-bench",
+        "model": {
+            "name_or_path": f"/ckpt/model-{i:03d}",
+            "fingerprint": f"{i:016x}",
+            "label": f"model-{i:03d}",
+            "method": method,
+            "base_model": f"base-{i % 10}",
+        },
         "task": {"name": task, "split": "test", "n_problems": n, "data_sha256": "0" * 64},
         "prompt": {"name": "qwen2-boxed"},
         "sampling": {"backend": "vllm", "temperature": 0.0, "top_p": 1.0, "max_tokens": 2048, "n": 1, "seed": 0},
-        "grader_version": GRADER_VERSION, "code_version": "bench",
-        "metrics": {"accuracy": sum(correct) / n, "stderr": 0.007, "ci95": [0.0, 1.0], "n_correct": sum(correct),
-                    "n_samples": n, "invalid_rate": 0.0, "truncation_rate": 0.0, "mean_tokens": 200.0},
-    }  # fmt: skip
+        "grader_version": GRADER_VERSION,
+        "code_version": "bench",
+        "metrics": {
+            "accuracy": sum(correct) / n,
+            "stderr": 0.007,
+            "ci95": [0.0, 1.0],
+            "n_correct": sum(correct),
+            "n_samples": n,
+            "invalid_rate": 0.0,
+            "truncation_rate": 0.0,
+            "mean_tokens": 200.0,
+        },
+    }
     run.write_manifest(m)
 
 

@@ -35,8 +35,14 @@ def make_inputs(out: Path, n_pairs: int) -> tuple[Path, Path]:
     for p in arith.generate("train", n_pairs).problems:
         *before, last = p.steps
         lhs, rhs = last.split(" = ")
-        rows.append({"prompt": p.question, "initial_reason_steps": "\n".join(before) + "\n", "chosen": last,
-                     "rejected": f"{lhs} = {int(rhs) + 3}"})  # fmt: skip
+        rows.append(
+            {
+                "prompt": p.question,
+                "initial_reason_steps": "\n".join(before) + "\n",
+                "chosen": last,
+                "rejected": f"{lhs} = {int(rhs) + 3}",
+            }
+        )
     pairs.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return ckpt, pairs
 
@@ -48,9 +54,21 @@ def worker(which: str, ckpt: str, pairs: str, out: str, steps: int) -> None:
     if which == "ours":
         from trainer.train import TrainConfig, train
 
-        train(TrainConfig(method="step-dpo", model=ckpt, data=pairs, out=out, max_steps=steps, lr=common["lr"],
-                          beta=common["beta"], batch_size=common["batch"], prompt="qwen2-boxed", dtype="fp32"),
-              log=lambda m: None)  # fmt: skip
+        train(
+            TrainConfig(
+                method="step-dpo",
+                model=ckpt,
+                data=pairs,
+                out=out,
+                max_steps=steps,
+                lr=common["lr"],
+                beta=common["beta"],
+                batch_size=common["batch"],
+                prompt="qwen2-boxed",
+                dtype="fp32",
+            ),
+            log=lambda m: None,
+        )
         wall = time.perf_counter() - t0
     else:
         import datasets
@@ -61,14 +79,22 @@ def worker(which: str, ckpt: str, pairs: str, out: str, steps: int) -> None:
 
         tok = AutoTokenizer.from_pretrained(ckpt)
         ps, _ = load_pairs(pairs, "step-dpo")
-        ds = datasets.Dataset.from_list([{"prompt": prompt_text(p, tok, "qwen2-boxed"), "chosen": p.chosen,
-                                          "rejected": p.rejected} for p in ps])  # fmt: skip
+        ds = datasets.Dataset.from_list(
+            [{"prompt": prompt_text(p, tok, "qwen2-boxed"), "chosen": p.chosen, "rejected": p.rejected} for p in ps]
+        )
         model = AutoModelForCausalLM.from_pretrained(ckpt)
         args = DPOConfig(
-            output_dir=out, max_steps=steps, per_device_train_batch_size=common["batch"], learning_rate=common["lr"],
-            beta=common["beta"], precompute_ref_log_probs=True, use_cpu=True, report_to="none", save_strategy="no",
+            output_dir=out,
+            max_steps=steps,
+            per_device_train_batch_size=common["batch"],
+            learning_rate=common["lr"],
+            beta=common["beta"],
+            precompute_ref_log_probs=True,
+            use_cpu=True,
+            report_to="none",
+            save_strategy="no",
             logging_steps=10,
-        )  # fmt: skip
+        )
         trainer = DPOTrainer(model=model, args=args, train_dataset=ds, processing_class=tok)
         trainer.train()
         trainer.save_model(out)
@@ -93,8 +119,20 @@ def main() -> None:
     ckpt, pairs = make_inputs(args.out, args.pairs)
     results = {}
     for which in ("ours", "trl"):
-        cmd = [sys.executable, __file__, "--worker", which, "--model", str(ckpt), "--data", str(pairs),
-               "--steps", str(args.steps), "--out", str(args.out)]  # fmt: skip
+        cmd = [
+            sys.executable,
+            __file__,
+            "--worker",
+            which,
+            "--model",
+            str(ckpt),
+            "--data",
+            str(pairs),
+            "--steps",
+            str(args.steps),
+            "--out",
+            str(args.out),
+        ]
         res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode != 0:
             raise SystemExit(f"{which} failed:\n{res.stderr[-3000:]}")

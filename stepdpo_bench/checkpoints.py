@@ -72,8 +72,10 @@ def inspect(name: str) -> Checkpoint:
         raise CheckpointError(f"{path}: not a checkpoint directory (no {CONFIG} and no {ADAPTER_CONFIG})")
     check_weights(path)
     if not _has_tokenizer(path):
-        raise CheckpointError(f"{path}: no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}); copy the tokenizer "
-                              "of the model it was trained from into it")  # fmt: skip
+        raise CheckpointError(
+            f"{path}: no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}); copy the tokenizer "
+            "of the model it was trained from into it"
+        )
     return Checkpoint(name, True, str(path))
 
 
@@ -104,8 +106,9 @@ def _inspect_adapter(name: str, path: Path) -> Checkpoint:
             raise CheckpointError(f"{path}: its base {base} is itself an adapter; merge it first")
         return Checkpoint(name, True, inner.base, path)
     if _looks_local(base) or base.count("/") > 1:
-        raise CheckpointError(f"{path / ADAPTER_CONFIG}: base model {base} not found; put it there or edit "
-                              "base_model_name_or_path")  # fmt: skip
+        raise CheckpointError(
+            f"{path / ADAPTER_CONFIG}: base model {base} not found; put it there or edit base_model_name_or_path"
+        )
     return Checkpoint(name, True, base, path)
 
 
@@ -144,8 +147,9 @@ def _check_safetensors(f: Path) -> None:
             raise CheckpointError(f"{f}: corrupt safetensors header") from None
     end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
     if 8 + n + end > size:
-        raise CheckpointError(f"{f}: truncated ({size} bytes, its header needs {8 + n + end}); save or download "
-                              "it again")  # fmt: skip
+        raise CheckpointError(
+            f"{f}: truncated ({size} bytes, its header needs {8 + n + end}); save or download it again"
+        )
 
 
 # ---- loading -------------------------------------------------------------------------------------------------
@@ -155,20 +159,23 @@ def load_tokenizer(ckpt: Checkpoint, revision: str | None = None, trust_remote_c
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(ckpt.tokenizer_source, revision=revision,
-                                             trust_remote_code=trust_remote_code)  # fmt: skip
+        return AutoTokenizer.from_pretrained(
+            ckpt.tokenizer_source, revision=revision, trust_remote_code=trust_remote_code
+        )
     except Exception as exc:  # transformers raises OSError, ValueError, TypeError, KeyError... for bad files
         raise CheckpointError(f"{ckpt.tokenizer_source}: cannot load the tokenizer ({_first_line(exc)})") from None
 
 
-def load_model(ckpt: Checkpoint, dtype: Any = "auto", revision: str | None = None,
-               trust_remote_code: bool = False) -> Any:  # fmt: skip
+def load_model(
+    ckpt: Checkpoint, dtype: Any = "auto", revision: str | None = None, trust_remote_code: bool = False
+) -> Any:
     """The causal LM; an adapter is applied to its base and merged (one plain model for generation and training)."""
     from transformers import AutoModelForCausalLM
 
     try:
-        model = AutoModelForCausalLM.from_pretrained(ckpt.base, revision=None if ckpt.adapter else revision,
-                                                     dtype=dtype, trust_remote_code=trust_remote_code)  # fmt: skip
+        model = AutoModelForCausalLM.from_pretrained(
+            ckpt.base, revision=None if ckpt.adapter else revision, dtype=dtype, trust_remote_code=trust_remote_code
+        )
     except Exception as exc:
         raise CheckpointError(f"{ckpt.base}: cannot load the model ({_first_line(exc)})") from None
     if ckpt.adapter is not None:
@@ -180,8 +187,9 @@ def load_model(ckpt: Checkpoint, dtype: Any = "auto", revision: str | None = Non
             model = PeftModel.from_pretrained(model, str(ckpt.adapter)).merge_and_unload()
             model.requires_grad_(True)  # peft froze the base; a merged model trains like any checkpoint
         except Exception as exc:
-            raise CheckpointError(f"{ckpt.adapter}: cannot apply the adapter to {ckpt.base} "
-                                  f"({_first_line(exc)})") from None  # fmt: skip
+            raise CheckpointError(
+                f"{ckpt.adapter}: cannot apply the adapter to {ckpt.base} ({_first_line(exc)})"
+            ) from None
     return model
 
 

@@ -154,8 +154,16 @@ def compare_runs(a: Any, b: Any) -> RunComparison:
     res = paired(per_problem(sa), per_problem(sb))
     if res.n == 0:
         raise ValueError(f"{a.run_id} and {b.run_id} share no problem")
-    return RunComparison(a.run_id, b.run_id, ma.model.display, mb.model.display, res, breakdown(sa, sb, "subject"),
-                         breakdown(sa, sb, "level"), warnings)  # fmt: skip
+    return RunComparison(
+        a.run_id,
+        b.run_id,
+        ma.model.display,
+        mb.model.display,
+        res,
+        breakdown(sa, sb, "subject"),
+        breakdown(sa, sb, "level"),
+        warnings,
+    )
 
 
 def comparison_table(res: RunComparison) -> list[Any]:
@@ -171,8 +179,17 @@ def comparison_table(res: RunComparison) -> list[Any]:
     for col in ("A", "B", "A %", "B %", "B − A pts", "95% CI pts", "p", "fixed by B", "broken by B"):
         head.add_column(col, justify="left" if col in ("A", "B") else "right")
     ci = f"{pts(p.ci95[0])} … {pts(p.ci95[1])}"
-    head.add_row(Text(res.a_label), Text(res.b_label), f"{100 * p.acc_a:.1f}", f"{100 * p.acc_b:.1f}", pts(p.diff),
-                 ci, f"{p.p_value:.3g}", str(p.n_fixed), str(p.n_broken))  # fmt: skip
+    head.add_row(
+        Text(res.a_label),
+        Text(res.b_label),
+        f"{100 * p.acc_a:.1f}",
+        f"{100 * p.acc_b:.1f}",
+        pts(p.diff),
+        ci,
+        f"{p.p_value:.3g}",
+        str(p.n_fixed),
+        str(p.n_broken),
+    )
     tables = [head]
     for key, rows in (("subject", res.by_subject), ("level", res.by_level)):
         if not rows:
@@ -182,7 +199,14 @@ def comparison_table(res: RunComparison) -> list[Any]:
             t.add_column(col, justify="left" if col == key else "right")
         for r in rows:
             lo, hi = r["ci95"]
-            t.add_row(Text(str(r[key])), str(r["n"]), f"{100 * r['acc_a']:.1f}", f"{100 * r['acc_b']:.1f}",
-                      pts(r["diff"]), f"{pts(lo)} … {pts(hi)}", f"{r['p_value']:.3g}")  # fmt: skip
+            t.add_row(
+                Text(str(r[key])),
+                str(r["n"]),
+                f"{100 * r['acc_a']:.1f}",
+                f"{100 * r['acc_b']:.1f}",
+                pts(r["diff"]),
+                f"{pts(lo)} … {pts(hi)}",
+                f"{r['p_value']:.3g}",
+            )
         tables.append(t)
     return tables

@@ -63,8 +63,12 @@ class EvalRequest:
 
     @property
     def filters(self) -> dict[str, Any]:
-        return {"limit": self.limit, "subjects": self.subjects, "levels": self.levels,
-                "problem_ids": len(self.problem_ids) if self.problem_ids is not None else None}  # fmt: skip
+        return {
+            "limit": self.limit,
+            "subjects": self.subjects,
+            "levels": self.levels,
+            "problem_ids": len(self.problem_ids) if self.problem_ids is not None else None,
+        }
 
 
 @dataclass
@@ -96,8 +100,9 @@ def _problems_sha(problems: Sequence[Problem]) -> str:
     return hashlib.sha256("\n".join(p.id for p in problems).encode()).hexdigest()[:16]
 
 
-def build_identity(task: Task, template: PromptTemplate, backend: str, model: ModelIdentity, params: SamplingParams,
-                   req: EvalRequest) -> dict[str, Any]:  # fmt: skip
+def build_identity(
+    task: Task, template: PromptTemplate, backend: str, model: ModelIdentity, params: SamplingParams, req: EvalRequest
+) -> dict[str, Any]:
     """Everything that decides a sample or its verdict; the run id is its hash (tests/harness/test_identity.py
     enumerates the eval options and checks that each one is here or declared as not affecting results)."""
     task_id: dict[str, Any] = {
@@ -122,15 +127,22 @@ def build_identity(task: Task, template: PromptTemplate, backend: str, model: Mo
 
 def plan(req: EvalRequest, backend: str, model: ModelIdentity) -> EvalPlan:
     """Load and filter the task, pick the prompt, fix the sampling and the run id.  No model is loaded."""
-    task = load_task(req.task, req.data_dir, req.split, seed=req.task_seed, question_field=req.question_field,
-                     answer_field=req.answer_field, convention=req.convention)  # fmt: skip
+    task = load_task(
+        req.task,
+        req.data_dir,
+        req.split,
+        seed=req.task_seed,
+        question_field=req.question_field,
+        answer_field=req.answer_field,
+        convention=req.convention,
+    )
     full = task
     task = task.filtered(req.limit, req.subjects, req.levels, req.problem_ids)
     if not task.problems:
-        raise TaskError(f"task {req.task!r}: no problems left after --limit/--subjects/--levels"
-                        + _choices(full))  # fmt: skip
-    template = get_template(req.prompt or (None if req.prompt_file else default_prompt(task.convention)),
-                            req.prompt_file)  # fmt: skip
+        raise TaskError(f"task {req.task!r}: no problems left after --limit/--subjects/--levels" + _choices(full))
+    template = get_template(
+        req.prompt or (None if req.prompt_file else default_prompt(task.convention)), req.prompt_file
+    )
     params = replace(req.sampling, stop=tuple(dict.fromkeys([*template.stop, *req.sampling.stop])))
     identity = build_identity(task, template, backend, model, params, req)
     return EvalPlan(req, task, template, params, backend, identity, RunDir(Path(req.out_dir) / make_run_id(identity)))
@@ -147,10 +159,15 @@ def _choices(task: Task) -> str:
 
 def _progress(console: Console) -> Progress:
     return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-        console=console, transient=False,
-    )  # fmt: skip
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
 
 
 def evaluate(req: EvalRequest, sampler: Sampler, console: Console | None = None) -> EvalResult:
@@ -192,16 +209,18 @@ def execute(p: EvalPlan, sampler: Sampler, console: Console | None = None) -> Ev
     total = len(task) * params.n
     try:
         with _progress(console) as bar:
-            tid = bar.add_task(f"{task.name} ({sampler.backend})", total=total,
-                               completed=total - len(todo) * params.n, rate="")  # fmt: skip
+            tid = bar.add_task(
+                f"{task.name} ({sampler.backend})", total=total, completed=total - len(todo) * params.n, rate=""
+            )
             tokens_here, gen_here = 0, 0.0
             for start in range(0, len(todo), chunk):
                 batch = todo[start : start + chunk]
                 t0 = time.perf_counter()
                 outs = sampler.generate([prompts[q.id] for q in batch], params)
                 t1 = time.perf_counter()
-                records = _grade_chunk(p.run.run_id, batch, outs, prompts, template, task.convention, have,
-                                       req.lenient_grading)  # fmt: skip
+                records = _grade_chunk(
+                    p.run.run_id, batch, outs, prompts, template, task.convention, have, req.lenient_grading
+                )
                 t2 = time.perf_counter()
                 p.run.append_samples(records)
                 timings.generate_s += t1 - t0
@@ -223,8 +242,11 @@ def execute(p: EvalPlan, sampler: Sampler, console: Console | None = None) -> Ev
         console.print(
             f"warning: {task.name}: {manifest.metrics['context_clamped']} samples hit the model's context window "
             f"before --max-tokens {params.max_tokens} (budget clamped so prompt + completion fit; finish reason "
-            "'context', counted as truncated)", highlight=False, markup=False, soft_wrap=True,
-        )  # fmt: skip
+            "'context', counted as truncated)",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
     p.run.compact(samples)
     timings.wall_s += time.perf_counter() - t_start
     manifest.status, manifest.updated_at, manifest.error = "done", now_iso(), None
@@ -303,19 +325,35 @@ def _grade_chunk(
     items = [
         (p, j, c) for p, cs in zip(batch, outs, strict=True) for j, c in enumerate(cs) if j not in have.get(p.id, set())
     ]
-    grades = grade_batch([c.text for _, _, c in items], [p.gold for p, _, _ in items], convention,
-                         questions=[p.question for p, _, _ in items], lenient=lenient)  # fmt: skip
+    grades = grade_batch(
+        [c.text for _, _, c in items],
+        [p.gold for p, _, _ in items],
+        convention,
+        questions=[p.question for p, _, _ in items],
+        lenient=lenient,
+    )
     records = []
     for (p, j, c), g in zip(items, grades, strict=True):
         prompt = prompts[p.id]
-        records.append({
-            "run_id": run_id, "problem_id": p.id, "sample_idx": j,
-            "prompt": prompt if isinstance(prompt, str) else _messages_text(prompt),
-            "completion": c.text, "steps": split_steps(template.assistant_prefix + c.text),
-            "pred": g.pred, "gold": p.gold, "correct": g.correct, "reason": g.reason,
-            "finish_reason": c.finish_reason, "n_tokens": c.n_tokens, "subject": p.subject, "level": p.level,
-            "method": g.method,
-        })  # fmt: skip
+        records.append(
+            {
+                "run_id": run_id,
+                "problem_id": p.id,
+                "sample_idx": j,
+                "prompt": prompt if isinstance(prompt, str) else _messages_text(prompt),
+                "completion": c.text,
+                "steps": split_steps(template.assistant_prefix + c.text),
+                "pred": g.pred,
+                "gold": p.gold,
+                "correct": g.correct,
+                "reason": g.reason,
+                "finish_reason": c.finish_reason,
+                "n_tokens": c.n_tokens,
+                "subject": p.subject,
+                "level": p.level,
+                "method": g.method,
+            }
+        )
     return records
 
 
@@ -339,8 +377,13 @@ def regrade(run: RunDir, out_dir: Path | None = None) -> EvalResult:
     lenient = manifest.grader.lenient
     questions = [question_from_prompt(manifest.prompt.template or "", s.get("prompt") or "") for s in samples]
     t0 = time.perf_counter()
-    grades = grade_batch([s["completion"] for s in samples], [s["gold"] for s in samples], convention,
-                         questions=questions, lenient=lenient)  # fmt: skip
+    grades = grade_batch(
+        [s["completion"] for s in samples],
+        [s["gold"] for s in samples],
+        convention,
+        questions=questions,
+        lenient=lenient,
+    )
     identity = dict(manifest.identity)
     identity["grader_version"] = GRADER_VERSION
     new_id = make_run_id(identity) if identity.get("model") else run.run_id
@@ -348,8 +391,9 @@ def regrade(run: RunDir, out_dir: Path | None = None) -> EvalResult:
     target = run if in_place else RunDir(Path(out_dir or run.path.parent) / new_id)
     new = []
     for s, g in zip(samples, grades, strict=True):
-        new.append({**s, "run_id": target.run_id, "pred": g.pred, "correct": g.correct, "reason": g.reason,
-                    "method": g.method})  # fmt: skip
+        new.append(
+            {**s, "run_id": target.run_id, "pred": g.pred, "correct": g.correct, "reason": g.reason, "method": g.method}
+        )
     changed = sum(a["correct"] != b["correct"] for a, b in zip(samples, new, strict=True))
     m = replace(
         manifest,

@@ -108,15 +108,18 @@ def mismatches(a: Manifest, b: Manifest) -> list[str]:
     checks = (
         ("task", lambda m: m.task.name, None),
         ("task data sha256", lambda m: m.task.data_sha256, None),
-        ("prompt", lambda m: m.prompt.fingerprint or (m.identity.get("prompt") or {}).get("fingerprint")
-         or m.prompt.name, prompt_name),
+        (
+            "prompt",
+            lambda m: m.prompt.fingerprint or (m.identity.get("prompt") or {}).get("fingerprint") or m.prompt.name,
+            prompt_name,
+        ),
         ("temperature", lambda m: m.sampling.temperature, None),
         ("top_p", lambda m: m.sampling.top_p, None),
         ("samples per problem (n)", lambda m: m.sampling.n, None),
         ("max_tokens", lambda m: m.sampling.max_tokens, None),
         ("grader version", lambda m: m.grader_version, None),
         ("lenient grading", lambda m: m.grader.lenient, None),
-    )  # fmt: skip
+    )
     out = []
     for name, get, show in checks:
         if get(a) != get(b):
@@ -192,17 +195,41 @@ def judge(
             verdict = FAIL
             reason = "subject drop beyond bound: " + ", ".join(f"{s['subject']} {100 * s['diff']:+.1f}" for s in bad)
     return TaskVerdict(
-        task=mc.task.name, verdict=verdict, reason=reason, baseline=base.run_id, candidate=cand.run_id,
-        n=res.n, acc_baseline=res.acc_a, acc_candidate=res.acc_b, diff=res.diff, ci=(lo, hi),
-        p_value=res.p_value, test=res.test, alpha=alpha, mde=mde, n_needed=n_needed,
-        broken=[k for k in common if pc[k] < pb[k]], fixed=[k for k in common if pc[k] > pb[k]],
-        subjects=subjects, mismatches=mism,
-    )  # fmt: skip
+        task=mc.task.name,
+        verdict=verdict,
+        reason=reason,
+        baseline=base.run_id,
+        candidate=cand.run_id,
+        n=res.n,
+        acc_baseline=res.acc_a,
+        acc_candidate=res.acc_b,
+        diff=res.diff,
+        ci=(lo, hi),
+        p_value=res.p_value,
+        test=res.test,
+        alpha=alpha,
+        mde=mde,
+        n_needed=n_needed,
+        broken=[k for k in common if pc[k] < pb[k]],
+        fixed=[k for k in common if pc[k] > pb[k]],
+        subjects=subjects,
+        mismatches=mism,
+    )
 
 
 def _subjects(sb: list[dict[str, Any]], sc: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{"subject": r["subject"], "n": r["n"], "acc_baseline": r["acc_a"], "acc_candidate": r["acc_b"],
-             "diff": r["diff"], "p_value": r["p_value"]} for r in breakdown(sb, sc, "subject") if r["n"]]  # fmt: skip
+    return [
+        {
+            "subject": r["subject"],
+            "n": r["n"],
+            "acc_baseline": r["acc_a"],
+            "acc_candidate": r["acc_b"],
+            "diff": r["diff"],
+            "p_value": r["p_value"],
+        }
+        for r in breakdown(sb, sc, "subject")
+        if r["n"]
+    ]
 
 
 def _z(q: float) -> float:
@@ -223,14 +250,22 @@ def markdown(verdicts: list[TaskVerdict], max_drop: float, app_url: str | None =
     """A PR comment: headline, one row per task, subjects, and the problems that broke (linked into the app)."""
     head = overall(verdicts)
     icon = {PASS: "PASS", FAIL: "FAIL", INCONCLUSIVE: "INCONCLUSIVE"}[head]
-    lines = [f"## stepdpo-bench check: **{icon}**", "",
-             f"Non-inferiority margin {100 * max_drop:g} points; candidate − baseline on the problems both answered.",
-             ""]  # fmt: skip
+    lines = [
+        f"## stepdpo-bench check: **{icon}**",
+        "",
+        f"Non-inferiority margin {100 * max_drop:g} points; candidate − baseline on the problems both answered.",
+        "",
+    ]
     if len(verdicts) > 1:
-        lines += [f"{len(verdicts)} tasks: each tested at alpha/{len(verdicts)} (Bonferroni) so the chance of any "
-                  "false alarm stays at alpha.", ""]  # fmt: skip
-    lines += ["| task | verdict | baseline % | candidate % | diff pts | CI pts | p | n | MDE pts |",
-              "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            f"{len(verdicts)} tasks: each tested at alpha/{len(verdicts)} (Bonferroni) so the chance of any "
+            "false alarm stays at alpha.",
+            "",
+        ]
+    lines += [
+        "| task | verdict | baseline % | candidate % | diff pts | CI pts | p | n | MDE pts |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for v in verdicts:
         lines.append(
             f"| {v.task} | {v.verdict} | {100 * v.acc_baseline:.1f} | {100 * v.acc_candidate:.1f} | "
@@ -245,8 +280,11 @@ def markdown(verdicts: list[TaskVerdict], max_drop: float, app_url: str | None =
             lines.append("Compared despite mismatches: " + "; ".join(v.mismatches))
         if v.subjects:
             lines += ["", "| subject | n | baseline % | candidate % | diff pts | p |", "|---|---|---|---|---|---|"]
-            lines += [f"| {s['subject']} | {s['n']} | {100 * s['acc_baseline']:.1f} | {100 * s['acc_candidate']:.1f} "
-                      f"| {100 * s['diff']:+.1f} | {s['p_value']:.2g} |" for s in v.subjects]  # fmt: skip
+            lines += [
+                f"| {s['subject']} | {s['n']} | {100 * s['acc_baseline']:.1f} | {100 * s['acc_candidate']:.1f} "
+                f"| {100 * s['diff']:+.1f} | {s['p_value']:.2g} |"
+                for s in v.subjects
+            ]
         if v.broken:
             lines += ["", f"Broke {len(v.broken)} problems (fixed {len(v.fixed)}):"]
             for pid in v.broken[:max_list]:
@@ -319,8 +357,10 @@ def _samples(run: RunDir) -> list[dict[str, Any]]:
     except RunError as exc:
         raise GateError(str(exc)) from None
     except Exception as exc:  # pyarrow's ArrowInvalid and friends: unusable input, never a verdict
-        raise GateError(f"{run.path}: cannot read the samples ({type(exc).__name__}: "
-                        f"{str(exc).splitlines()[0][:160] if str(exc) else ''})") from None  # fmt: skip
+        raise GateError(
+            f"{run.path}: cannot read the samples ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:160] if str(exc) else ''})"
+        ) from None
 
 
 def _manifest(run: RunDir) -> Manifest:
@@ -347,25 +387,40 @@ class CheckSettings:
 
     def for_tasks(self, k: int) -> dict[str, Any]:
         """Keyword arguments of ``judge`` for one of ``k`` tasks (alpha split: Bonferroni)."""
-        return {"max_drop": self.max_drop, "alpha": self.alpha / k, "min_problems": self.min_problems,
-                "allow_mismatch": self.allow_mismatch, "seed": self.seed,
-                "max_subject_drop": self.max_subject_drop}  # fmt: skip
+        return {
+            "max_drop": self.max_drop,
+            "alpha": self.alpha / k,
+            "min_problems": self.min_problems,
+            "allow_mismatch": self.allow_mismatch,
+            "seed": self.seed,
+            "max_subject_drop": self.max_subject_drop,
+        }
 
 
-def check_runs(baselines: list[str], candidates: list[str], tasks: list[str | None], results: Path,
-               settings: CheckSettings) -> list[TaskVerdict]:  # fmt: skip
+def check_runs(
+    baselines: list[str], candidates: list[str], tasks: list[str | None], results: Path, settings: CheckSettings
+) -> list[TaskVerdict]:
     """Gate finished candidate runs against baselines, one verdict per task."""
     out = []
     for t in tasks:
         base = pick_run(baselines, results, t)
-        out.append(judge(base, pick_run(candidates, results, t or _manifest(base).task.name),
-                         **settings.for_tasks(len(tasks))))  # fmt: skip
+        out.append(
+            judge(base, pick_run(candidates, results, t or _manifest(base).task.name), **settings.for_tasks(len(tasks)))
+        )
     return out
 
 
-def check_model(baselines: list[str], model: str, tasks: list[str | None], results: Path, settings: CheckSettings,
-                sampler_opts: Any, data_dir: Path | None, subset: int | None,
-                log: Any = print) -> list[TaskVerdict]:  # fmt: skip
+def check_model(
+    baselines: list[str],
+    model: str,
+    tasks: list[str | None],
+    results: Path,
+    settings: CheckSettings,
+    sampler_opts: Any,
+    data_dir: Path | None,
+    subset: int | None,
+    log: Any = print,
+) -> list[TaskVerdict]:
     """Evaluate ``model`` with each baseline's task, prompt and sampling, then gate it: first on a stratified
     subset of the baseline's problems when ``subset`` is given, and on all of them only if that is inconclusive."""
     from dataclasses import replace
@@ -389,9 +444,17 @@ def check_model(baselines: list[str], model: str, tasks: list[str | None], resul
             stages.append(all_ids)
             kw = settings.for_tasks(len(tasks))
             for ids in stages:
-                req = EvalRequest(model=model, task=bm.task.name, data_dir=data_dir, split=bm.task.split,
-                                  problem_ids=ids, prompt=bm.prompt.name, sampling=params, out_dir=results,
-                                  task_seed=(bm.task.meta or {}).get("seed", 0))  # fmt: skip
+                req = EvalRequest(
+                    model=model,
+                    task=bm.task.name,
+                    data_dir=data_dir,
+                    split=bm.task.split,
+                    problem_ids=ids,
+                    prompt=bm.prompt.name,
+                    sampling=params,
+                    out_dir=results,
+                    task_seed=(bm.task.meta or {}).get("seed", 0),
+                )
                 res = evaluate(req, sampler)
                 verdict = judge(base, res.run_dir, **{**kw, "min_problems": min(kw["min_problems"], len(ids))})
                 log(f"{bm.task.name}: {len(ids)} problems -> {verdict.verdict}")

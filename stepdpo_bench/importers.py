@@ -145,37 +145,64 @@ def import_lm_eval(root: Path, out: Path) -> list[RunDir]:
                 first_arg = next(iter(args.values()), {}) if isinstance(args, dict) else (args[0] if args else {})
                 prompt = first_arg.get("arg_0", "") if isinstance(first_arg, dict) else str(first_arg[0])
                 filtered = rec.get("filtered_resps") or []
-                for j, resp in enumerate(rec["resps"][0] if rec["resps"] and isinstance(rec["resps"][0], list)
-                                         else rec["resps"]):  # fmt: skip
+                for j, resp in enumerate(
+                    rec["resps"][0] if rec["resps"] and isinstance(rec["resps"][0], list) else rec["resps"]
+                ):
                     text = str(resp)
-                    samples.append({
-                        "problem_id": str(doc.get("id", f"{task}/{rec['doc_id']}")), "sample_idx": j,
-                        "prompt": prompt, "completion": text, "steps": split_steps(text), "gold": gold,
-                        "finish_reason": "stop", "n_tokens": 0, "subject": doc.get("subject") or doc.get("type"),
-                        "level": str(doc.get("level")) if doc.get("level") not in (None, "") else None,
-                        "other_correct": bool(rec[metric]) if metric else None,
-                        "other_pred": str(filtered[0]) if filtered and not isinstance(filtered[0], list) else None,
-                        "_question": doc.get("question") or doc.get("problem") or prompt,
-                    })  # fmt: skip
+                    samples.append(
+                        {
+                            "problem_id": str(doc.get("id", f"{task}/{rec['doc_id']}")),
+                            "sample_idx": j,
+                            "prompt": prompt,
+                            "completion": text,
+                            "steps": split_steps(text),
+                            "gold": gold,
+                            "finish_reason": "stop",
+                            "n_tokens": 0,
+                            "subject": doc.get("subject") or doc.get("type"),
+                            "level": str(doc.get("level")) if doc.get("level") not in (None, "") else None,
+                            "other_correct": bool(rec[metric]) if metric else None,
+                            "other_pred": str(filtered[0]) if filtered and not isinstance(filtered[0], list) else None,
+                            "_question": doc.get("question") or doc.get("problem") or prompt,
+                        }
+                    )
         if not samples:
             raise ImportFormatError(f"{sf}: no samples")
         name = str(first_doc.get("task") or task)
-        identity = {"model": {"name_or_path": model, "revision": model_args.get("revision"), "fingerprint": None},
-                    "task": {"name": name, "lm_eval_task": task}, "source": {"file": _sha(sf), "results": _sha(rf)},
-                    "grader_version": GRADER_VERSION}  # fmt: skip
+        identity = {
+            "model": {"name_or_path": model, "revision": model_args.get("revision"), "fingerprint": None},
+            "task": {"name": name, "lm_eval_task": task},
+            "source": {"file": _sha(sf), "results": _sha(rf)},
+            "grader_version": GRADER_VERSION,
+        }
         gen = res["configs"][task].get("generation_kwargs") or {}
         manifest = Manifest(
-            run_id="", source="lm-eval",
+            run_id="",
+            source="lm-eval",
             model=ModelInfo(model, model_args.get("revision"), label=Path(model.rstrip("/")).name or model),
-            task=TaskInfo(name, "test", len({s["problem_id"] for s in samples}),
-                          first_doc.get("data_sha256") or (res.get("task_hashes") or {}).get(task),
-                          convention, str(sf), extra={"lm_eval_task": task}),
+            task=TaskInfo(
+                name,
+                "test",
+                len({s["problem_id"] for s in samples}),
+                first_doc.get("data_sha256") or (res.get("task_hashes") or {}).get(task),
+                convention,
+                str(sf),
+                extra={"lm_eval_task": task},
+            ),
             prompt=PromptInfo(first_doc.get("template") or f"lm-eval:{task}"),
-            sampling=SamplingInfo(f"lm-eval/{cfg.get('model')}", gen.get("temperature", 0.0), gen.get("top_p", 1.0),
-                                  gen.get("max_gen_toks"), 1, None),
-            extra={"lm_eval_version": res.get("lm_eval_version"),
-                   "metrics_source": {"metric": metric, **res["results"][task]}},
-        )  # fmt: skip
+            sampling=SamplingInfo(
+                f"lm-eval/{cfg.get('model')}",
+                gen.get("temperature", 0.0),
+                gen.get("top_p", 1.0),
+                gen.get("max_gen_toks"),
+                1,
+                None,
+            ),
+            extra={
+                "lm_eval_version": res.get("lm_eval_version"),
+                "metrics_source": {"metric": metric, **res["results"][task]},
+            },
+        )
         staged.append((identity, manifest, samples))
     return [_write_run(out, *s) for s in staged]
 
@@ -199,13 +226,23 @@ def import_step_dpo(path: Path, out: Path, task: str = "math", model: str | None
         gold = rec["prompt_answer"]
         gold = extract_gold(gold if not isinstance(gold, list) or len(gold) == 1 else gold[0], convention)
         theirs = rec.get("extract_answer")
-        samples.append({
-            "problem_id": str(rec.get("filepath") or rec.get("idx") or f"{task}/{i}"), "sample_idx": 0,
-            "prompt": rec["prompt"], "completion": rec["completion"], "steps": split_steps(rec["completion"]),
-            "gold": gold, "finish_reason": "stop", "n_tokens": 0, "subject": rec.get("type"), "level": None,
-            "other_correct": bool(rec["result"]), "other_pred": None if theirs is None else str(theirs),
-            "_question": rec.get("question") or rec["prompt"],
-        })  # fmt: skip
+        samples.append(
+            {
+                "problem_id": str(rec.get("filepath") or rec.get("idx") or f"{task}/{i}"),
+                "sample_idx": 0,
+                "prompt": rec["prompt"],
+                "completion": rec["completion"],
+                "steps": split_steps(rec["completion"]),
+                "gold": gold,
+                "finish_reason": "stop",
+                "n_tokens": 0,
+                "subject": rec.get("type"),
+                "level": None,
+                "other_correct": bool(rec["result"]),
+                "other_pred": None if theirs is None else str(theirs),
+                "_question": rec.get("question") or rec["prompt"],
+            }
+        )
     prompt_kind = "qwen2-boxed" if "<|im_start|>" in records[0]["prompt"] else "step-dpo"
     label = model or re.sub(r"\.json$", "", Path(path).name)
     identity = {
@@ -215,11 +252,14 @@ def import_step_dpo(path: Path, out: Path, task: str = "math", model: str | None
         "grader_version": GRADER_VERSION,
     }
     manifest = Manifest(
-        run_id="", source="step-dpo", model=ModelInfo(label, label=label),
+        run_id="",
+        source="step-dpo",
+        model=ModelInfo(label, label=label),
         task=TaskInfo(task, "test", len(samples), None, convention, str(path)),
         prompt=PromptInfo(prompt_kind),
         sampling=SamplingInfo("step-dpo/eval_math", None, None, None, 1, None),
-        extra={"metrics_source": {"metric": "result",
-                                  "accuracy": sum(bool(r["result"]) for r in records) / len(records)}},
-    )  # fmt: skip
+        extra={
+            "metrics_source": {"metric": "result", "accuracy": sum(bool(r["result"]) for r in records) / len(records)}
+        },
+    )
     return _write_run(out, identity, manifest, samples)

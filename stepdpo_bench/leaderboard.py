@@ -70,10 +70,38 @@ def score_matrix(con: Any, run_ids: list[str]) -> np.ndarray:
     return m
 
 
-COLUMNS = ("task", "tier", "label", "method", "base_model", "accuracy", "ci_lo", "ci_hi", "n_problems", "subset", "n",
-           "prompt", "source", "tags", "created_at", "run_id")  # fmt: skip
-_HEADS = ("task", "tier", "model", "method", "base", "acc %", "95% CI %", "problems", "samples/problem", "prompt",
-          "source", "date")  # fmt: skip
+COLUMNS = (
+    "task",
+    "tier",
+    "label",
+    "method",
+    "base_model",
+    "accuracy",
+    "ci_lo",
+    "ci_hi",
+    "n_problems",
+    "subset",
+    "n",
+    "prompt",
+    "source",
+    "tags",
+    "created_at",
+    "run_id",
+)
+_HEADS = (
+    "task",
+    "tier",
+    "model",
+    "method",
+    "base",
+    "acc %",
+    "95% CI %",
+    "problems",
+    "samples/problem",
+    "prompt",
+    "source",
+    "date",
+)
 
 
 def _round(x: Any) -> Any:
@@ -107,10 +135,23 @@ def render(rows: list[dict[str, Any]], fmt: str = "table") -> Any:
         w.writerow(COLUMNS)
         w.writerows([[safe_cell(_round(r.get(c))) for c in COLUMNS] for r in rows])
         return buf.getvalue()
-    show = [(r["task"] + (" (subset)" if r.get("subset") else ""), str(r["tier"]), r["label"], r["method"] or "",
-             r["base_model"] or "", pct(r["accuracy"]), f"{pct(r['ci_lo'])}–{pct(r['ci_hi'])}",
-             str(r["n_problems"]), str(r["n"]), r["prompt"] or "", r["source"] or "", str(r["created_at"])[:10])
-            for r in rows]  # fmt: skip
+    show = [
+        (
+            r["task"] + (" (subset)" if r.get("subset") else ""),
+            str(r["tier"]),
+            r["label"],
+            r["method"] or "",
+            r["base_model"] or "",
+            pct(r["accuracy"]),
+            f"{pct(r['ci_lo'])}–{pct(r['ci_hi'])}",
+            str(r["n_problems"]),
+            str(r["n"]),
+            r["prompt"] or "",
+            r["source"] or "",
+            str(r["created_at"])[:10],
+        )
+        for r in rows
+    ]
     if fmt == "markdown":
         lines = ["| " + " | ".join(_HEADS) + " |", "|" + "|".join("---" for _ in _HEADS) + "|"]
         lines += ["| " + " | ".join(x.replace("|", "\\|") for x in r) + " |" for r in show]
@@ -119,8 +160,9 @@ def render(rows: list[dict[str, Any]], fmt: str = "table") -> Any:
 
     table = Table(title="Leaderboard (same tier = not significantly different)")
     for h in _HEADS:
-        table.add_column(h, justify="right" if h in ("tier", "acc %", "95% CI %", "problems", "samples/problem")
-                         else "left")  # fmt: skip
+        table.add_column(
+            h, justify="right" if h in ("tier", "acc %", "95% CI %", "problems", "samples/problem") else "left"
+        )
     for r in show:
         table.add_row(*r)
     return table

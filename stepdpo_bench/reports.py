@@ -20,9 +20,20 @@ def results_table(results: Sequence[Any], title: str = "Results") -> Table:
     when sampled, invalid and truncated shares, mean output tokens, how answers were found."""
     ks = sorted({int(k) for r in results for k in (r.manifest.metrics.get("pass@k") or {})})
     k = ks[-1] if ks else None
-    cols = ["task", "model", "problems", "samples/problem", "acc %", "95% CI %",
-            *([f"pass@{k} %", f"maj@{k} %"] if k else []), "invalid %", "truncated %", "mean tokens",
-            "answers found by", "run"]  # fmt: skip
+    cols = [
+        "task",
+        "model",
+        "problems",
+        "samples/problem",
+        "acc %",
+        "95% CI %",
+        *([f"pass@{k} %", f"maj@{k} %"] if k else []),
+        "invalid %",
+        "truncated %",
+        "mean tokens",
+        "answers found by",
+        "run",
+    ]
     table = Table(title=title)
     for col in cols:
         table.add_column(col, justify="left" if col in ("task", "model", "answers found by", "run") else "right")
@@ -30,11 +41,22 @@ def results_table(results: Sequence[Any], title: str = "Results") -> Table:
         m = r.manifest
         met = m.metrics
         lo, hi = met.get("ci95") or [None, None]
-        row = [m.task.name + (" (subset)" if m.task.subset else ""), m.model.display, str(met.get("n_problems")),
-               str(m.sampling.n), pct(met.get("accuracy")), f"{pct(lo)}–{pct(hi)}"]  # fmt: skip
+        row = [
+            m.task.name + (" (subset)" if m.task.subset else ""),
+            m.model.display,
+            str(met.get("n_problems")),
+            str(m.sampling.n),
+            pct(met.get("accuracy")),
+            f"{pct(lo)}–{pct(hi)}",
+        ]
         if k:
             row += [pct((met.get("pass@k") or {}).get(str(k))), pct((met.get("maj@k") or {}).get(str(k)))]
-        row += [pct(met.get("invalid_rate")), pct(met.get("truncation_rate")), f"{met.get('mean_tokens') or 0:.0f}",
-                extraction_summary(met.get("extraction"), top=2), r.status]  # fmt: skip
+        row += [
+            pct(met.get("invalid_rate")),
+            pct(met.get("truncation_rate")),
+            f"{met.get('mean_tokens') or 0:.0f}",
+            extraction_summary(met.get("extraction"), top=2),
+            r.status,
+        ]
         table.add_row(*row)
     return table

@@ -42,7 +42,7 @@ SAMPLE_FIELDS = (
     "other_correct",
     "other_pred",
     "method",
-)  # fmt: skip  (other_*: an imported tool's own verdict and extracted answer; method: the extraction rule)
+)  # (other_*: an imported tool's own verdict and extracted answer; method: the extraction rule)
 
 
 class RunError(ValueError):
@@ -127,8 +127,10 @@ class RunDir:
         try:
             data = json.loads(p.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
-            raise RunError(f"{p}: corrupt manifest ({exc.msg} at line {exc.lineno}); rerun the eval to rewrite it, "
-                           "or delete the run directory") from None  # fmt: skip
+            raise RunError(
+                f"{p}: corrupt manifest ({exc.msg} at line {exc.lineno}); rerun the eval to rewrite it, "
+                "or delete the run directory"
+            ) from None
         except UnicodeDecodeError:
             raise RunError(f"{p}: not UTF-8 text; delete the run directory or restore the file") from None
         except OSError as exc:
@@ -189,14 +191,25 @@ class RunDir:
             r["level"] = None if r["level"] is None else str(r["level"])
         schema = pa.schema(
             [
-                ("run_id", pa.string()), ("problem_id", pa.string()), ("sample_idx", pa.int32()),
-                ("prompt", pa.string()), ("completion", pa.string()), ("steps", pa.list_(pa.string())),
-                ("pred", pa.string()), ("gold", pa.string()), ("correct", pa.bool_()), ("reason", pa.string()),
-                ("finish_reason", pa.string()), ("n_tokens", pa.int32()), ("subject", pa.string()),
-                ("level", pa.string()), ("other_correct", pa.bool_()), ("other_pred", pa.string()),
+                ("run_id", pa.string()),
+                ("problem_id", pa.string()),
+                ("sample_idx", pa.int32()),
+                ("prompt", pa.string()),
+                ("completion", pa.string()),
+                ("steps", pa.list_(pa.string())),
+                ("pred", pa.string()),
+                ("gold", pa.string()),
+                ("correct", pa.bool_()),
+                ("reason", pa.string()),
+                ("finish_reason", pa.string()),
+                ("n_tokens", pa.int32()),
+                ("subject", pa.string()),
+                ("level", pa.string()),
+                ("other_correct", pa.bool_()),
+                ("other_pred", pa.string()),
                 ("method", pa.string()),
             ]
-        )  # fmt: skip
+        )
         table = pa.Table.from_pylist(rows, schema=schema)
         tmp = self.path / f".{SAMPLES_PARQUET}.tmp"
         papq.write_table(table, tmp)

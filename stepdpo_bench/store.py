@@ -124,15 +124,48 @@ def _run_row(run: RunDir, m: Manifest) -> list[Any]:
     ci = met.get("ci95") or [None, None]
     tags = [t for t in (m.model.method, m.source) if t] + list(m.model.tags)
     return [
-        m.run_id, m.status, m.created_at, m.updated_at, m.source,
-        m.model.name_or_path, m.model.display, m.model.method, m.model.base_model, m.model.fingerprint,
-        m.task.name, m.task.split, m.task.n_problems, m.task.data_sha256, m.task.problems_sha, m.task.subset,
-        json.dumps(m.task.filters), m.prompt.name, m.sampling.backend, m.sampling.temperature, m.sampling.top_p,
-        m.sampling.max_tokens, m.sampling.n, m.sampling.seed, m.grader_version, m.grader.lenient, m.code_version,
-        met.get("accuracy"), met.get("stderr"), ci[0], ci[1], met.get("n_correct"), met.get("n_samples"),
-        met.get("invalid_rate"), met.get("truncation_rate"), met.get("mean_tokens"),
-        tags, json.dumps(met), json.dumps(m.to_dict(), default=str), manifest_sha(run), str(run.path.resolve()),
-    ]  # fmt: skip
+        m.run_id,
+        m.status,
+        m.created_at,
+        m.updated_at,
+        m.source,
+        m.model.name_or_path,
+        m.model.display,
+        m.model.method,
+        m.model.base_model,
+        m.model.fingerprint,
+        m.task.name,
+        m.task.split,
+        m.task.n_problems,
+        m.task.data_sha256,
+        m.task.problems_sha,
+        m.task.subset,
+        json.dumps(m.task.filters),
+        m.prompt.name,
+        m.sampling.backend,
+        m.sampling.temperature,
+        m.sampling.top_p,
+        m.sampling.max_tokens,
+        m.sampling.n,
+        m.sampling.seed,
+        m.grader_version,
+        m.grader.lenient,
+        m.code_version,
+        met.get("accuracy"),
+        met.get("stderr"),
+        ci[0],
+        ci[1],
+        met.get("n_correct"),
+        met.get("n_samples"),
+        met.get("invalid_rate"),
+        met.get("truncation_rate"),
+        met.get("mean_tokens"),
+        tags,
+        json.dumps(met),
+        json.dumps(m.to_dict(), default=str),
+        manifest_sha(run),
+        str(run.path.resolve()),
+    ]
 
 
 def manifest_sha(run: RunDir) -> str:
@@ -250,9 +283,20 @@ def _load_training_logs(con: Any, results: Path) -> None:
                     r = json.loads(line)
                 except json.JSONDecodeError:
                     continue  # a torn last line of a live training job
-                rows.append([log.parent.name, method, r.get("step"), r.get("loss"), r.get("rewards/chosen"),
-                             r.get("rewards/rejected"), r.get("rewards/margins"), r.get("rewards/accuracies"),
-                             r.get("lr"), str(log)])  # fmt: skip
+                rows.append(
+                    [
+                        log.parent.name,
+                        method,
+                        r.get("step"),
+                        r.get("loss"),
+                        r.get("rewards/chosen"),
+                        r.get("rewards/rejected"),
+                        r.get("rewards/margins"),
+                        r.get("rewards/accuracies"),
+                        r.get("lr"),
+                        str(log),
+                    ]
+                )
             if rows:
                 con.executemany(f"INSERT INTO training_log VALUES ({', '.join('?' * 10)})", rows)
         con.execute("COMMIT")

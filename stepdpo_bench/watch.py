@@ -77,9 +77,21 @@ def watch(
         time.sleep(interval)
 
 
-def evaluate_checkpoint(ckpt: Path, tasks: list[str], results: Path, sampler_opts: Any, *, data_dir: Path | None,
-                        limit: int | None, prompt: str | None, max_tokens: int, method: str, baseline: str | None,
-                        max_drop: float, min_problems: int) -> dict[str, Any]:  # fmt: skip
+def evaluate_checkpoint(
+    ckpt: Path,
+    tasks: list[str],
+    results: Path,
+    sampler_opts: Any,
+    *,
+    data_dir: Path | None,
+    limit: int | None,
+    prompt: str | None,
+    max_tokens: int,
+    method: str,
+    baseline: str | None,
+    max_drop: float,
+    min_problems: int,
+) -> dict[str, Any]:
     """Evaluate one checkpoint on every task, gate each run against ``baseline`` (alpha split over the tasks),
     ingest the results; return the checkpoint's line (accuracy and verdict per task)."""
     from rich.console import Console
@@ -93,15 +105,28 @@ def evaluate_checkpoint(ckpt: Path, tasks: list[str], results: Path, sampler_opt
     line: dict[str, Any] = {"checkpoint": ckpt.name, "tasks": {}}
     try:
         for t in tasks:
-            req = EvalRequest(model=str(ckpt), task=t, data_dir=data_dir, limit=limit, prompt=prompt,
-                              sampling=SamplingParams(max_tokens=max_tokens), out_dir=results, method=method,
-                              label=f"{ckpt.parent.name}/{ckpt.name}")  # fmt: skip
+            req = EvalRequest(
+                model=str(ckpt),
+                task=t,
+                data_dir=data_dir,
+                limit=limit,
+                prompt=prompt,
+                sampling=SamplingParams(max_tokens=max_tokens),
+                out_dir=results,
+                method=method,
+                label=f"{ckpt.parent.name}/{ckpt.name}",
+            )
             res = evaluate(req, sampler, Console(stderr=True, quiet=True))
             entry: dict[str, Any] = {"run_id": res.run_dir.run_id, "accuracy": res.manifest.metrics["accuracy"]}
             if baseline:
                 try:
-                    v = gate.judge(gate.resolve(baseline, results, t), res.run_dir, max_drop=max_drop,
-                                   alpha=0.05 / len(tasks), min_problems=min_problems)  # fmt: skip
+                    v = gate.judge(
+                        gate.resolve(baseline, results, t),
+                        res.run_dir,
+                        max_drop=max_drop,
+                        alpha=0.05 / len(tasks),
+                        min_problems=min_problems,
+                    )
                     entry["gate"] = v.verdict
                 except gate.GateError as exc:
                     entry["gate"] = f"unusable: {exc}"

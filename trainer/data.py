@@ -91,8 +91,9 @@ def load_pairs(source: str, method: str) -> tuple[list[Pair], str]:
         steps = r.get("initial_reason_steps") or ""
         if not isinstance(steps, str):
             raise PairsError(f"{where}: field 'initial_reason_steps' must be text")
-        pairs.append(Pair(str(r.get("problem_id") or r.get("id") or where), r["prompt"], steps, r["chosen"],
-                          r["rejected"]))  # fmt: skip
+        pairs.append(
+            Pair(str(r.get("problem_id") or r.get("id") or where), r["prompt"], steps, r["chosen"], r["rejected"])
+        )
     if not pairs:
         raise PairsError(f"{source}: no pairs")
     return pairs, digest
@@ -103,10 +104,15 @@ def prompt_text(pair: Pair, tokenizer: Any, prompt: str) -> str:
     template = get_template(prompt)
     if template.chat:
         if not getattr(tokenizer, "chat_template", None):
-            raise PairsError(f"prompt {prompt!r} needs a chat template and the tokenizer has none; use a text "
-                             "prompt: --prompt qwen2-boxed (or deepseek-math, alpaca)")  # fmt: skip
-        head = tokenizer.apply_chat_template([{"role": "user", "content": template.template.format(
-            question=pair.prompt)}], tokenize=False, add_generation_prompt=True)  # fmt: skip
+            raise PairsError(
+                f"prompt {prompt!r} needs a chat template and the tokenizer has none; use a text "
+                "prompt: --prompt qwen2-boxed (or deepseek-math, alpaca)"
+            )
+        head = tokenizer.apply_chat_template(
+            [{"role": "user", "content": template.template.format(question=pair.prompt)}],
+            tokenize=False,
+            add_generation_prompt=True,
+        )
     else:
         head = template.template.format(question=pair.prompt)
     return response_head(template, head, pair.initial_reason_steps or pair.chosen) + pair.initial_reason_steps

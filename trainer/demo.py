@@ -62,9 +62,24 @@ class DemoConfig:
     gsm8k_problems: int = 20
 
 
-SMOKE = dict(hidden=64, layers=2, heads=2, sft_steps=300, sft_batch=16, sft_problems=1000, pipeline_problems=16,
-             k=4, rollout_m=2, rollout_solutions=16, rectify_n=8, verify_chosen=False, pref_steps=4, pref_batch=4,
-             test_problems=20, gsm8k_problems=2)  # fmt: skip
+SMOKE = dict(
+    hidden=64,
+    layers=2,
+    heads=2,
+    sft_steps=300,
+    sft_batch=16,
+    sft_problems=1000,
+    pipeline_problems=16,
+    k=4,
+    rollout_m=2,
+    rollout_solutions=16,
+    rectify_n=8,
+    verify_chosen=False,
+    pref_steps=4,
+    pref_batch=4,
+    test_problems=20,
+    gsm8k_problems=2,
+)
 
 
 def _done(path: Path) -> bool:
@@ -84,23 +99,48 @@ def build_policy(cfg: DemoConfig, console: Console) -> Path:
         return sft_dir
     train = arith.generate("train").problems
     corpus = [p.question + "\n" + (p.reference or "") for p in train[cfg.sft_from : cfg.sft_from + 1000]]
-    base = build_tiny_checkpoint(out / "base", corpus, vocab_size=cfg.vocab, hidden_size=cfg.hidden,
-                                 num_layers=cfg.layers, num_heads=cfg.heads, chat_template=False, seed=cfg.seed,
-                                 init_std=0.02, individual_digits=True)  # fmt: skip
+    base = build_tiny_checkpoint(
+        out / "base",
+        corpus,
+        vocab_size=cfg.vocab,
+        hidden_size=cfg.hidden,
+        num_layers=cfg.layers,
+        num_heads=cfg.heads,
+        chat_template=False,
+        seed=cfg.seed,
+        init_std=0.02,
+        individual_digits=True,
+    )
     problems = train[cfg.sft_from : cfg.sft_from + cfg.sft_problems]
     with _bar(console) as bar:
         tid = bar.add_task("SFT", total=cfg.sft_steps, loss="")
-        sft(SFTConfig(model=str(base), out=str(sft_dir), steps=cfg.sft_steps, batch_size=cfg.sft_batch,
-                      lr=cfg.sft_lr, seed=cfg.seed, log_every=5),
-            problems, log=lambda x: bar.update(tid, completed=x["step"], loss=f"loss {x['loss']:.3f}"))  # fmt: skip
+        sft(
+            SFTConfig(
+                model=str(base),
+                out=str(sft_dir),
+                steps=cfg.sft_steps,
+                batch_size=cfg.sft_batch,
+                lr=cfg.sft_lr,
+                seed=cfg.seed,
+                log_every=5,
+            ),
+            problems,
+            log=lambda x: bar.update(tid, completed=x["step"], loss=f"loss {x['loss']:.3f}"),
+        )
     return sft_dir
 
 
 def _bar(console: Console) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[loss]}"), TimeElapsedColumn(), console=console)  # fmt: skip
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[loss]}"),
+        TimeElapsedColumn(),
+        console=console,
+    )
 
 
 def run_pipeline(cfg: DemoConfig, sft_dir: Path, console: Console) -> dict[str, Any]:
@@ -108,12 +148,24 @@ def run_pipeline(cfg: DemoConfig, sft_dir: Path, console: Console) -> dict[str, 
     from .pipeline.context import Pipeline
     from .pipeline.run import STAGES, print_funnel, run_stages
 
-    pc = PipelineConfig(model=str(sft_dir), out=str(Path(cfg.out) / "pairs"), task="arith", batch_size=64,
-                        limit=cfg.pipeline_problems, k=cfg.k, temperature=0.8, max_tokens=64, seed=cfg.seed,
-                        locators=["symbolic", "rollout"], rollout_m=cfg.rollout_m, rectify_n=cfg.rectify_n,
-                        verify_chosen=cfg.verify_chosen, compare_limit=cfg.rollout_solutions,
-                        pairs_per_error=cfg.pairs_per_error,
-                        contamination=["arith"]).validate()  # fmt: skip
+    pc = PipelineConfig(
+        model=str(sft_dir),
+        out=str(Path(cfg.out) / "pairs"),
+        task="arith",
+        batch_size=64,
+        limit=cfg.pipeline_problems,
+        k=cfg.k,
+        temperature=0.8,
+        max_tokens=64,
+        seed=cfg.seed,
+        locators=["symbolic", "rollout"],
+        rollout_m=cfg.rollout_m,
+        rectify_n=cfg.rectify_n,
+        verify_chosen=cfg.verify_chosen,
+        compare_limit=cfg.rollout_solutions,
+        pairs_per_error=cfg.pairs_per_error,
+        contamination=["arith"],
+    ).validate()
     funnel = run_stages(Pipeline(pc, console), STAGES)
     print_funnel(funnel, console)
     return funnel
@@ -127,12 +179,25 @@ def train_pair(cfg: DemoConfig, method: str, sft_dir: Path, console: Console) ->
         console.print(f"{method}: reusing {out}", highlight=False)
         return out
     data = Path(cfg.out) / "pairs" / ("step_dpo_pairs.jsonl" if method == "step-dpo" else "dpo_pairs.jsonl")
-    tc = TrainConfig(method=method, model=str(sft_dir), data=str(data), out=str(out), max_steps=cfg.pref_steps,
-                     beta=cfg.beta, lr=cfg.pref_lr, batch_size=cfg.pref_batch, prompt="arith-step",
-                     loss_type=cfg.loss_type, max_length=256, max_completion_length=128, seed=cfg.seed,
-                     save_steps=20)  # fmt: skip
-    console.print(f"training {method} from the SFT model ({cfg.pref_steps} steps, batch {cfg.pref_batch})",
-                  highlight=False)  # fmt: skip
+    tc = TrainConfig(
+        method=method,
+        model=str(sft_dir),
+        data=str(data),
+        out=str(out),
+        max_steps=cfg.pref_steps,
+        beta=cfg.beta,
+        lr=cfg.pref_lr,
+        batch_size=cfg.pref_batch,
+        prompt="arith-step",
+        loss_type=cfg.loss_type,
+        max_length=256,
+        max_completion_length=128,
+        seed=cfg.seed,
+        save_steps=20,
+    )
+    console.print(
+        f"training {method} from the SFT model ({cfg.pref_steps} steps, batch {cfg.pref_batch})", highlight=False
+    )
     return train(tc, log=lambda m: console.print(f"  {m}", highlight=False, markup=False))
 
 
@@ -145,12 +210,29 @@ def evaluate_all(cfg: DemoConfig, models: dict[str, Path], console: Console) -> 
     for name, path in models.items():
         sampler = make_sampler("hf", str(path), batch_size=64, dtype="float32")
         try:
-            reqs = [EvalRequest(model=str(path), task="arith", limit=cfg.test_problems, out_dir=results,
-                                label=f"demo-{name}", sampling=SamplingParams(max_tokens=64))]  # fmt: skip
+            reqs = [
+                EvalRequest(
+                    model=str(path),
+                    task="arith",
+                    limit=cfg.test_problems,
+                    out_dir=results,
+                    label=f"demo-{name}",
+                    sampling=SamplingParams(max_tokens=64),
+                )
+            ]
             if cfg.data_dir:  # the real-task path: the same model on a GSM8K slice (it will score ~0)
-                reqs.append(EvalRequest(model=str(path), task="gsm8k", data_dir=Path(cfg.data_dir),
-                                        limit=cfg.gsm8k_problems, prompt="arith-step", out_dir=results,
-                                        label=f"demo-{name}", sampling=SamplingParams(max_tokens=64)))  # fmt: skip
+                reqs.append(
+                    EvalRequest(
+                        model=str(path),
+                        task="gsm8k",
+                        data_dir=Path(cfg.data_dir),
+                        limit=cfg.gsm8k_problems,
+                        prompt="arith-step",
+                        out_dir=results,
+                        label=f"demo-{name}",
+                        sampling=SamplingParams(max_tokens=64),
+                    )
+                )
             for req in reqs:
                 res = evaluate(req, sampler, console)
                 runs[f"{name}/{req.task}"] = {"run": res.run_dir, "manifest": res.manifest}
@@ -171,9 +253,17 @@ def compare_table(runs: dict[str, dict[str, Any]]) -> tuple[Table, list[dict[str
         if a in scores and b in scores:
             p = paired(scores[a], scores[b])
             rows.append({"a": a, "b": b, **p.to_dict()})
-            t.add_row(a, b, f"{100 * p.acc_a:.1f}", f"{100 * p.acc_b:.1f}", f"{100 * p.diff:+.1f}",
-                      f"{100 * p.ci95[0]:+.1f} to {100 * p.ci95[1]:+.1f}", f"{p.p_value:.3g}", str(p.n_fixed),
-                      str(p.n_broken))  # fmt: skip
+            t.add_row(
+                a,
+                b,
+                f"{100 * p.acc_a:.1f}",
+                f"{100 * p.acc_b:.1f}",
+                f"{100 * p.diff:+.1f}",
+                f"{100 * p.ci95[0]:+.1f} to {100 * p.ci95[1]:+.1f}",
+                f"{p.p_value:.3g}",
+                str(p.n_fixed),
+                str(p.n_broken),
+            )
     return t, rows
 
 
@@ -184,8 +274,9 @@ def locator_accuracy(pairs_dir: Path, same_as: str | None = None) -> dict[str, d
     from stepdpo_bench.runs import RunDir, read_log
 
     ptr = json.loads((pairs_dir / "collect.json").read_text())
-    samples = {f"{s['problem_id']}#{s['sample_idx']}": s for s in
-               RunDir(pairs_dir / "collect" / ptr["run_id"]).read_samples()}  # fmt: skip
+    samples = {
+        f"{s['problem_id']}#{s['sample_idx']}": s for s in RunDir(pairs_dir / "collect" / ptr["run_id"]).read_samples()
+    }
     problems = {p.id: p for p in arith.generate("train").problems}
     rows = read_log(pairs_dir / "located.jsonl")
     keep = {r["key"] for r in rows if r["locator"] == same_as} if same_as else None
@@ -195,8 +286,9 @@ def locator_accuracy(pairs_dir: Path, same_as: str | None = None) -> dict[str, d
             continue
         s = samples[r["key"]]
         truth = arith.first_wrong_step(problems[s["problem_id"]], list(s["steps"]))
-        o = out.setdefault(r["locator"], {"solutions": 0, "located": 0, "exact": 0, "truth_none": 0, "spent": 0,
-                                          "steps": 0})  # fmt: skip
+        o = out.setdefault(
+            r["locator"], {"solutions": 0, "located": 0, "exact": 0, "truth_none": 0, "spent": 0, "steps": 0}
+        )
         o["solutions"] += 1
         o["spent"] += r.get("spent", 0)
         o["steps"] += len(s["steps"])
@@ -256,8 +348,12 @@ def run_demo(cfg: DemoConfig, console: Console | None = None, out_console: Conso
         "timings_s": {**timings, "total_s": time.perf_counter() - t0},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
-    out_console.print(f"\nSee it in the app:  stepdpo-bench app --results {out / 'results'}\n"
-                      f"Summary: {out / 'summary.json'}", highlight=False, markup=False, soft_wrap=True)  # fmt: skip
+    out_console.print(
+        f"\nSee it in the app:  stepdpo-bench app --results {out / 'results'}\nSummary: {out / 'summary.json'}",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
     return summary
 
 

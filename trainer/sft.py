@@ -96,8 +96,12 @@ def sft(cfg: SFTConfig, problems: Sequence[Problem], log: Callable[[dict[str, An
         sched.step()
         opt.zero_grad()
         if step % cfg.log_every == 0 or step == cfg.steps:
-            line = {"step": step, "loss": loss.item(), "lr": sched.get_last_lr()[0],
-                    "steps_per_s": step / max(time.perf_counter() - t0, 1e-9)}  # fmt: skip
+            line = {
+                "step": step,
+                "loss": loss.item(),
+                "lr": sched.get_last_lr()[0],
+                "steps_per_s": step / max(time.perf_counter() - t0, 1e-9),
+            }
             with (out / LOG).open("a") as f:
                 f.write(json.dumps(line) + "\n")
             if log:

@@ -124,8 +124,10 @@ def _read_settings(path: Path) -> dict[str, Any]:
         else:
             data = json.loads(text)
     except Exception as exc:  # yaml.YAMLError, json.JSONDecodeError
-        raise ValueError(f"{path}: not valid {'YAML' if path.suffix in ('.yaml', '.yml') else 'JSON'} "
-                         f"({str(exc).splitlines()[0][:120]})") from None  # fmt: skip
+        raise ValueError(
+            f"{path}: not valid {'YAML' if path.suffix in ('.yaml', '.yml') else 'JSON'} "
+            f"({str(exc).splitlines()[0][:120]})"
+        ) from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping of option: value")
     return {str(k).replace("-", "_"): v for k, v in data.items()}
@@ -168,8 +170,12 @@ def _collate(batch: list[tuple[int, Encoded]], pad: int) -> dict[str, torch.Tens
         ids[i, width - len(s) :] = torch.tensor(s)
         attn[i, width - len(s) :] = 1
         mask[i, k - c :] = 1
-    return {"input_ids": ids, "attention_mask": attn, "completion_mask": mask,
-            "index": torch.tensor([i for i, _ in batch])}  # fmt: skip
+    return {
+        "input_ids": ids,
+        "attention_mask": attn,
+        "completion_mask": mask,
+        "index": torch.tensor([i for i, _ in batch]),
+    }
 
 
 def completion_logps(model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -200,8 +206,12 @@ def train(cfg: TrainConfig, log: Any = print) -> Path:
     import importlib.util
 
     tensorboard = importlib.util.find_spec("tensorboard") is not None  # curves in TensorBoard too, when installed
-    acc = Accelerator(gradient_accumulation_steps=cfg.grad_accum, mixed_precision=precision,
-                      log_with="tensorboard" if tensorboard else None, project_dir=str(out))  # fmt: skip
+    acc = Accelerator(
+        gradient_accumulation_steps=cfg.grad_accum,
+        mixed_precision=precision,
+        log_with="tensorboard" if tensorboard else None,
+        project_dir=str(out),
+    )
     set_seed(cfg.seed)
     ckpt = checkpoints.inspect(cfg.model)
     tok = checkpoints.load_tokenizer(ckpt)
@@ -209,11 +219,14 @@ def train(cfg: TrainConfig, log: Any = print) -> Path:
     model = checkpoints.load_model(ckpt, dtype=torch.float32)
     eos = checkpoints.eos_ids(model, tok)
     pad = checkpoints.pad_id(tok, eos)
-    encoded, dropped = encode(pairs, tok, cfg.method, cfg.prompt, cfg.max_length, cfg.max_completion_length,
-                              eos[0] if eos else None)  # fmt: skip
+    encoded, dropped = encode(
+        pairs, tok, cfg.method, cfg.prompt, cfg.max_length, cfg.max_completion_length, eos[0] if eos else None
+    )
     if not encoded:
-        raise ValueError(f"all {len(pairs)} pairs were dropped as too long (max_completion_length "
-                         f"{cfg.max_completion_length}); raise the limits")  # fmt: skip
+        raise ValueError(
+            f"all {len(pairs)} pairs were dropped as too long (max_completion_length "
+            f"{cfg.max_completion_length}); raise the limits"
+        )
     log(f"{len(encoded)} pairs ({dropped} dropped: completion over {cfg.max_completion_length} tokens)")
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
@@ -238,8 +251,9 @@ def train(cfg: TrainConfig, log: Any = print) -> Path:
     elif cfg.reference != "none":
         raise ValueError(f"reference must be precompute, frozen or none, not {cfg.reference!r}")
     gen = torch.Generator().manual_seed(cfg.seed)
-    loader = torch.utils.data.DataLoader(items, batch_size=cfg.batch_size, shuffle=True, generator=gen,
-                                         collate_fn=lambda b: _collate(b, pad))  # fmt: skip
+    loader = torch.utils.data.DataLoader(
+        items, batch_size=cfg.batch_size, shuffle=True, generator=gen, collate_fn=lambda b: _collate(b, pad)
+    )
     steps_per_epoch = math.ceil(len(loader) / cfg.grad_accum)
     total = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
@@ -250,8 +264,9 @@ def train(cfg: TrainConfig, log: Any = print) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     if tensorboard:
         acc.init_trackers("stepdpo")
-    (out / CONFIG).write_text(json.dumps({**asdict(cfg), "data_sha256": data_sha, "pairs": len(encoded),
-                                          "dropped": dropped}, indent=1))  # fmt: skip
+    (out / CONFIG).write_text(
+        json.dumps({**asdict(cfg), "data_sha256": data_sha, "pairs": len(encoded), "dropped": dropped}, indent=1)
+    )
     step, done_batches = 0, 0
     last = out / "checkpoints" / "last"
     if (last / "step.json").is_file():  # resume: weights, optimizer, scheduler, RNG; skip the batches done
@@ -280,8 +295,7 @@ def train(cfg: TrainConfig, log: Any = print) -> Path:
                 pc, pr = lp[:n], lp[n:]
                 if cfg.loss_type == "ipo":  # IPO works on length-averaged log-probs
                     pc, pr, rc, rr = pc / lens[:n], pr / lens[n:], rc / lens[:n], rr / lens[n:]
-                losses, cr, rj = dpo_loss(pc, pr, rc, rr, cfg.beta, cfg.label_smoothing, cfg.loss_type,
-                                              cfg.dpop_lambda)  # fmt: skip
+                losses, cr, rj = dpo_loss(pc, pr, rc, rr, cfg.beta, cfg.label_smoothing, cfg.loss_type, cfg.dpop_lambda)
                 loss = losses.mean()
                 if cfg.rpo_alpha:  # keeps the chosen text likely while the margin grows (likelihood displacement)
                     loss = loss + cfg.rpo_alpha * (-(lp[:n] / lens[:n])).mean()
@@ -296,10 +310,16 @@ def train(cfg: TrainConfig, log: Any = print) -> Path:
             if not acc.sync_gradients:
                 continue
             step += 1
-            line = {"step": step, "loss": loss.item(), "rewards/chosen": cr.mean().item(),
-                    "rewards/rejected": rj.mean().item(), "rewards/margins": (cr - rj).mean().item(),
-                    "rewards/accuracies": (cr > rj).float().mean().item(), "lr": sched.get_last_lr()[0],
-                    "tokens_per_s": tokens / max(time.perf_counter() - t0, 1e-9)}  # fmt: skip
+            line = {
+                "step": step,
+                "loss": loss.item(),
+                "rewards/chosen": cr.mean().item(),
+                "rewards/rejected": rj.mean().item(),
+                "rewards/margins": (cr - rj).mean().item(),
+                "rewards/accuracies": (cr > rj).float().mean().item(),
+                "lr": sched.get_last_lr()[0],
+                "tokens_per_s": tokens / max(time.perf_counter() - t0, 1e-9),
+            }
             if acc.is_main_process:
                 with (out / LOG).open("a") as f:
                     f.write(json.dumps(line) + "\n")

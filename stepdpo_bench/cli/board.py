@@ -26,8 +26,10 @@ def ingest(
         rep = do_ingest(results, default_db(results, db), log=note)
     except StoreError as exc:
         fail(str(exc))
-    say(f"ingested into {default_db(results, db)}: {len(rep.added)} added, {len(rep.replaced)} replaced, "
-        f"{len(rep.unchanged)} unchanged, {len(rep.skipped)} skipped")  # fmt: skip
+    say(
+        f"ingested into {default_db(results, db)}: {len(rep.added)} added, {len(rep.replaced)} replaced, "
+        f"{len(rep.unchanged)} unchanged, {len(rep.skipped)} skipped"
+    )
 
 
 @app.command("leaderboard")
@@ -100,9 +102,24 @@ def app_cmd(
     if not path.exists():
         fail(f"{path}: no leaderboard yet; run `stepdpo-bench eval` then `stepdpo-bench ingest`")
     main_py = Path(__file__).resolve().parents[2] / "app" / "main.py"
-    cmd = [sys.executable, "-m", "streamlit", "run", str(main_py), "--server.address", "127.0.0.1",
-           "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
-           "--", "--db", str(path.resolve())]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(main_py),
+        "--server.address",
+        "127.0.0.1",
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--",
+        "--db",
+        str(path.resolve()),
+    ]
     note(f"leaderboard app on http://127.0.0.1:{port}  (index: {path})")
     sys.stderr.flush()
     os.execv(sys.executable, cmd)  # become the server: signals (Ctrl-C, a supervisor's SIGTERM) reach it directly

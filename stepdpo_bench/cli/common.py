@@ -78,8 +78,11 @@ def main(
 
 # ---- the sampler options group: declared once, added to eval, check and watch ---------------------------------
 _SAMPLER_PARAMS: list[tuple[str, Any, Any]] = [
-    ("backend", str | None, typer.Option(None, "--backend", help="vllm | hf | openai (default: vllm with a GPU, "
-                                                                   "else hf).")),
+    (
+        "backend",
+        str | None,
+        typer.Option(None, "--backend", help="vllm | hf | openai (default: vllm with a GPU, else hf)."),
+    ),
     ("revision", str | None, typer.Option(None, "--revision", help="hf, vllm: Hub revision.")),
     ("dtype", str, typer.Option("auto", "--dtype", help="hf, vllm: auto | float32 | bfloat16 | float16.")),
     ("trust_remote_code", bool, typer.Option(False, "--trust-remote-code", help="hf, vllm: run the model's own code.")),
@@ -89,21 +92,27 @@ _SAMPLER_PARAMS: list[tuple[str, Any, Any]] = [
     ("gpu_memory_utilization", float | None, typer.Option(None, "--gpu-memory-utilization", help="vllm.")),
     ("enforce_eager", bool, typer.Option(False, "--enforce-eager", help="vllm: no CUDA graphs / compilation.")),
     ("max_model_len", int | None, typer.Option(None, "--max-model-len", help="vllm: context length cap.")),
-    ("base_urls", list[str] | None, typer.Option(None, "--base-url", help="openai: server URL ending in /v1 (repeat: "
-                                                                          "a fleet).")),
+    (
+        "base_urls",
+        list[str] | None,
+        typer.Option(None, "--base-url", help="openai: server URL ending in /v1 (repeat: a fleet)."),
+    ),
     ("concurrency", int, typer.Option(16, "--concurrency", help="openai: requests in flight.")),
     ("retries", int, typer.Option(6, "--retries", help="openai: retries per request on 429/5xx/timeouts.")),
-]  # fmt: skip
+]
 
 
 def with_sampler_options(func: Any) -> Any:
     """Add the sampler options to a command; the command receives them as one ``sampler: SamplerOptions``."""
     sig = inspect.signature(func)
     hints = typing.get_type_hints(func)
-    own = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in sig.parameters.values()
-           if p.name != "sampler"]  # fmt: skip
-    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind)
-             for name, kind, default in _SAMPLER_PARAMS]  # fmt: skip
+    own = [
+        p.replace(annotation=hints.get(p.name, p.annotation)) for p in sig.parameters.values() if p.name != "sampler"
+    ]
+    extra = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind)
+        for name, kind, default in _SAMPLER_PARAMS
+    ]
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:

@@ -12,8 +12,9 @@ import typer
 from .common import RESULTS, app, check_method, console, fail, note, split, with_sampler_options
 
 
-def _check_sampling(limit: int | None, n: int, max_tokens: int, temperature: float, top_p: float,
-                    chunk_size: int | None) -> None:  # fmt: skip
+def _check_sampling(
+    limit: int | None, n: int, max_tokens: int, temperature: float, top_p: float, chunk_size: int | None
+) -> None:
     """Every range is checked at the door: exit 2 with one line, before any data or model loads."""
     if limit is not None and limit < 1:
         fail(f"--limit must be at least 1, not {limit}")
@@ -90,13 +91,35 @@ def eval_cmd(
             inspect(model)  # a broken checkpoint is refused here, before anything else
         who = identity_for(backend, model, sampler.revision)
         params = SamplingParams(temperature, top_p, max_tokens, n, seed, tuple(stop or ()))
-        plans = [plan(EvalRequest(model=model, task=t, data_dir=data_dir, split=split_name, limit=limit,
-                                  subjects=split(subjects), levels=split(levels), prompt=prompt,
-                                  prompt_file=prompt_file, sampling=params, out_dir=results, method=method,
-                                  label=label, base_model=base_model, tags=list(tag or []), chunk_size=chunk_size,
-                                  question_field=question_field, answer_field=answer_field, convention=convention,
-                                  lenient_grading=lenient_grading), backend, who)
-                 for t in task_list]  # fmt: skip
+        plans = [
+            plan(
+                EvalRequest(
+                    model=model,
+                    task=t,
+                    data_dir=data_dir,
+                    split=split_name,
+                    limit=limit,
+                    subjects=split(subjects),
+                    levels=split(levels),
+                    prompt=prompt,
+                    prompt_file=prompt_file,
+                    sampling=params,
+                    out_dir=results,
+                    method=method,
+                    label=label,
+                    base_model=base_model,
+                    tags=list(tag or []),
+                    chunk_size=chunk_size,
+                    question_field=question_field,
+                    answer_field=answer_field,
+                    convention=convention,
+                    lenient_grading=lenient_grading,
+                ),
+                backend,
+                who,
+            )
+            for t in task_list
+        ]
     except (TaskError, PromptError, SamplerError, CheckpointError, RunError) as exc:
         fail(str(exc))
     done: list[Any] = []

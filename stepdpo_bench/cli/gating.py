@@ -69,13 +69,20 @@ def check(
     if stratified_subset is not None and stratified_subset < 1:
         fail(f"--stratified-subset must be at least 1, not {stratified_subset}")
     _reports_writable(markdown_out, json_out, junit_out)
-    settings = gate.CheckSettings(max_drop / 100, alpha, min_problems, allow_mismatch, seed,
-                                  None if max_subject_drop is None else max_subject_drop / 100)  # fmt: skip
+    settings = gate.CheckSettings(
+        max_drop / 100,
+        alpha,
+        min_problems,
+        allow_mismatch,
+        seed,
+        None if max_subject_drop is None else max_subject_drop / 100,
+    )
     tasks: list[str | None] = list(split(task) or [None])
     try:
         if candidate_model:
-            verdicts = gate.check_model(baseline, candidate_model, tasks, results, settings, sampler, data_dir,
-                                        stratified_subset, log=note)  # fmt: skip
+            verdicts = gate.check_model(
+                baseline, candidate_model, tasks, results, settings, sampler, data_dir, stratified_subset, log=note
+            )
         else:
             verdicts = gate.check_runs(baseline, candidate, tasks, results, settings)
     except (gate.GateError, RunError, TaskError, SamplerError, CheckpointError) as exc:
@@ -86,16 +93,27 @@ def check(
     for v in verdicts:
         color = {"pass": "green", "fail": "red", "inconclusive": "yellow"}[v.verdict]
         console.print(f"[{color}]{v.verdict.upper()}[/]", end=" ", highlight=False)
-        say(f"{v.task}: {100 * v.acc_baseline:.1f}% -> {100 * v.acc_candidate:.1f}% ({100 * v.diff:+.1f} pts, "
+        say(
+            f"{v.task}: {100 * v.acc_baseline:.1f}% -> {100 * v.acc_candidate:.1f}% ({100 * v.diff:+.1f} pts, "
             f"{100 * (1 - v.alpha):g}% CI {100 * v.ci[0]:+.1f}..{100 * v.ci[1]:+.1f}, p={v.p_value:.2g}, n={v.n}, "
-            f"MDE {100 * v.mde:.1f} pts) — {v.reason}")  # fmt: skip
+            f"MDE {100 * v.mde:.1f} pts) — {v.reason}"
+        )
         if v.verdict == gate.INCONCLUSIVE and v.n_needed:
             say(f"  about {v.n_needed} problems would decide (now {v.n})")
     if markdown_out:
         markdown_out.write_text(gate.markdown(verdicts, settings.max_drop, app_url))
     if json_out:
-        json_out.write_text(json.dumps({"verdict": head, "max_drop_points": max_drop, "alpha": alpha,
-                                        "tasks": [v.to_dict() for v in verdicts]}, indent=1))  # fmt: skip
+        json_out.write_text(
+            json.dumps(
+                {
+                    "verdict": head,
+                    "max_drop_points": max_drop,
+                    "alpha": alpha,
+                    "tasks": [v.to_dict() for v in verdicts],
+                },
+                indent=1,
+            )
+        )
     if junit_out:
         junit_out.write_text(gate.junit(verdicts))
     code = gate.EXIT[head]
@@ -138,22 +156,43 @@ def watch(
         fail(str(exc))
 
     def process(ckpt: Path) -> dict[str, Any]:
-        return evaluate_checkpoint(ckpt, task_list, results, sampler, data_dir=data_dir, limit=limit, prompt=prompt,
-                                   max_tokens=max_tokens, method=method, baseline=baseline, max_drop=max_drop / 100,
-                                   min_problems=min_problems)  # fmt: skip
+        return evaluate_checkpoint(
+            ckpt,
+            task_list,
+            results,
+            sampler,
+            data_dir=data_dir,
+            limit=limit,
+            prompt=prompt,
+            max_tokens=max_tokens,
+            method=method,
+            baseline=baseline,
+            max_drop=max_drop / 100,
+            min_problems=min_problems,
+        )
 
     def emit(line: dict[str, Any]) -> None:
         from ..reports import pct
 
-        parts = [f"{t} {pct(e['accuracy'])}%" + (f" [{e['gate']}]" if "gate" in e else "")
-                 for t, e in line["tasks"].items()]  # fmt: skip
+        parts = [
+            f"{t} {pct(e['accuracy'])}%" + (f" [{e['gate']}]" if "gate" in e else "") for t, e in line["tasks"].items()
+        ]
         say(f"{line['checkpoint']}: " + ", ".join(parts))
 
     try:
-        n = do_watch(ckpt_dir, WatchState(results / "watch_state.json"), process, interval=interval, settle=settle,
-                     once=once, emit=emit)  # fmt: skip
+        n = do_watch(
+            ckpt_dir,
+            WatchState(results / "watch_state.json"),
+            process,
+            interval=interval,
+            settle=settle,
+            once=once,
+            emit=emit,
+        )
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     if once and not n:
-        say(f"{ckpt_dir}: no new complete checkpoint (checkpoint-N/ with config.json and weights, unchanged for "
-            f"{settle:g} s); nothing to do")  # fmt: skip
+        say(
+            f"{ckpt_dir}: no new complete checkpoint (checkpoint-N/ with config.json and weights, unchanged for "
+            f"{settle:g} s); nothing to do"
+        )

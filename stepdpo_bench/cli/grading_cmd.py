@@ -35,8 +35,18 @@ def grade(
     answer = extract_answer(pred, convention) if extract else pred
     verdict = is_equivalent(answer, gold, convention, question=question, lenient=lenient, timeout=timeout)
     if as_json or fmt == "json":
-        print(json.dumps({"pred": answer, "gold": gold, "convention": convention, "equal": verdict.equal,
-                          "reason": verdict.reason, "grader_version": GRADER_VERSION}))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "pred": answer,
+                    "gold": gold,
+                    "convention": convention,
+                    "equal": verdict.equal,
+                    "reason": verdict.reason,
+                    "grader_version": GRADER_VERSION,
+                }
+            )
+        )
     else:
         if extract:
             say(f"extracted: {answer!r}")

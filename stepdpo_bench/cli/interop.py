@@ -54,8 +54,14 @@ def _print_imported(runs: list[Any]) -> None:
     for run in runs:
         m = run.manifest()
         theirs = m.extra.get("metrics_source") or {}
-        their_acc = next((v for k, v in theirs.items() if k.split(",")[0] in ("acc", "exact_match", "accuracy")
-                          and isinstance(v, float)), None)  # fmt: skip
+        their_acc = next(
+            (
+                v
+                for k, v in theirs.items()
+                if k.split(",")[0] in ("acc", "exact_match", "accuracy") and isinstance(v, float)
+            ),
+            None,
+        )
         say(
             f"{m.task.name}: ours {pct(m.metrics['accuracy'])}% vs theirs {pct(their_acc)}% on "
             f"{m.metrics['n_samples']} samples, {m.extra.get('disagreements')} disagreements -> {run.path}"

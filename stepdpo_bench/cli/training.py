@@ -48,13 +48,32 @@ def train(
     from ..samplers import SamplerError
 
     try:
-        cfg = TrainConfig.load(config, method=method, model=model, data=data, out=str(out) if out else None,
-                               epochs=epochs, max_steps=max_steps, beta=beta, lr=lr, batch_size=batch_size,
-                               grad_accum=grad_accum, loss_type=loss_type, dpop_lambda=dpop_lambda,
-                               label_smoothing=label_smoothing, rpo_alpha=rpo_alpha, reference=reference,
-                               prompt=prompt, max_length=max_length, max_completion_length=max_completion_length,
-                               lora_r=lora_r, gradient_checkpointing=gradient_checkpointing, save_steps=save_steps,
-                               seed=seed, dtype=dtype)  # fmt: skip
+        cfg = TrainConfig.load(
+            config,
+            method=method,
+            model=model,
+            data=data,
+            out=str(out) if out else None,
+            epochs=epochs,
+            max_steps=max_steps,
+            beta=beta,
+            lr=lr,
+            batch_size=batch_size,
+            grad_accum=grad_accum,
+            loss_type=loss_type,
+            dpop_lambda=dpop_lambda,
+            label_smoothing=label_smoothing,
+            rpo_alpha=rpo_alpha,
+            reference=reference,
+            prompt=prompt,
+            max_length=max_length,
+            max_completion_length=max_completion_length,
+            lora_r=lora_r,
+            gradient_checkpointing=gradient_checkpointing,
+            save_steps=save_steps,
+            seed=seed,
+            dtype=dtype,
+        )
         path = do_train(cfg, log=note)
     except (PairsError, SamplerError, ValueError, OSError) as exc:
         fail(str(exc))

@@ -61,8 +61,11 @@ __all__ = [
 
 def _convention(convention: str, task: str | None) -> str:
     if task is not None:
-        warnings.warn("grading's task= is now convention= (an answer convention, not a task); task= goes in the "
-                      "next release", DeprecationWarning, stacklevel=3)  # fmt: skip
+        warnings.warn(
+            "grading's task= is now convention= (an answer convention, not a task); task= goes in the next release",
+            DeprecationWarning,
+            stacklevel=3,
+        )
         convention = task
     if convention not in TASKS:
         raise ValueError(f"unknown answer convention {convention!r}; expected one of {', '.join(TASKS)}")
@@ -97,8 +100,16 @@ def _remember(key: tuple, v: Verdict) -> None:
             _CACHE.popitem(last=False)
 
 
-def is_equivalent(pred: str | None, gold: str | None, convention: str = "math", *, question: str | None = None,
-                  lenient: bool = False, timeout: float | None = None, task: str | None = None) -> Verdict:  # fmt: skip
+def is_equivalent(
+    pred: str | None,
+    gold: str | None,
+    convention: str = "math",
+    *,
+    question: str | None = None,
+    lenient: bool = False,
+    timeout: float | None = None,
+    task: str | None = None,
+) -> Verdict:
     """Is ``pred`` the same answer as ``gold`` under the answer convention?  Never hangs: symbolic work runs in a
     worker process with a hard ``timeout`` (seconds, default ``DEFAULT_TIMEOUT``)."""
     convention = _convention(convention, task)
@@ -168,8 +179,16 @@ class Grade:
     method: str
 
 
-def grade(completion: str, gold: str, convention: str = "math", *, question: str | None = None,
-          lenient: bool = False, timeout: float | None = None, task: str | None = None) -> Grade:  # fmt: skip
+def grade(
+    completion: str,
+    gold: str,
+    convention: str = "math",
+    *,
+    question: str | None = None,
+    lenient: bool = False,
+    timeout: float | None = None,
+    task: str | None = None,
+) -> Grade:
     """Extract the final answer of ``completion`` and compare it with ``gold``."""
     convention = _convention(convention, task)
     return grade_batch([completion], [gold], convention, questions=[question], lenient=lenient, timeout=timeout)[0]

@@ -91,8 +91,9 @@ class _Comparer:
         for side in (p, g):
             why = explosive(side)
             if why:
-                return Verdict(False, f"not shown equal: {'prediction' if side is p else 'gold'} is {why}, "
-                                      "too large to evaluate")  # fmt: skip
+                return Verdict(
+                    False, f"not shown equal: {'prediction' if side is p else 'gold'} is {why}, too large to evaluate"
+                )
         return self._symbolic(p, g)
 
     def _symbolic(self, p: str, g: str) -> Verdict:
@@ -149,8 +150,9 @@ class _Comparer:
                 value = _ratio_value(r)
                 on = parse_number(other.text)
                 if value is not None and on is not None:
-                    return Verdict(value == on.value, "ratio " + ("equals" if value == on.value else "differs from")
-                                   + " the value")  # fmt: skip
+                    return Verdict(
+                        value == on.value, "ratio " + ("equals" if value == on.value else "differs from") + " the value"
+                    )
         if (
             (isinstance(p, Matrix) or isinstance(g, Matrix))
             and isinstance(p, Atom | Matrix)
@@ -176,8 +178,9 @@ class _Comparer:
         if (p.open, p.close) != (g.open, g.close):
             lists = {p.open + p.close, g.open + g.close} <= {"()", "[]"} and len(p.items) == len(g.items) > 2
             if not lists:  # (4,5,6) vs [4,5,6] is one vector; (1,2) vs [1,2] are different intervals
-                return Verdict(False, f"brackets differ: {p.open or '·'}…{p.close or '·'} vs "
-                                      f"{g.open or '·'}…{g.close or '·'}")  # fmt: skip
+                return Verdict(
+                    False, f"brackets differ: {p.open or '·'}…{p.close or '·'} vs {g.open or '·'}…{g.close or '·'}"
+                )
         return self._ordered(p.items, g.items, "tuple" if p.open == "(" else "interval/list")
 
     def _ratios(self, ps: tuple[Node, ...], gs: tuple[Node, ...]) -> Verdict:
@@ -300,8 +303,9 @@ def _decimal_comma(pred: str, gold: str) -> Verdict | None:
     return None
 
 
-def compare(pred: str | None, gold: str | None, task: str = "math", symbolic: bool = False,
-            rules: Rules = STRICT) -> Verdict | None:  # fmt: skip
+def compare(
+    pred: str | None, gold: str | None, task: str = "math", symbolic: bool = False, rules: Rules = STRICT
+) -> Verdict | None:
     """Decide equivalence.  Returns None only when ``symbolic`` is False and symbolic math is needed."""
     if pred is None or not str(pred).strip():
         return Verdict(False, "no answer extracted")

@@ -49,9 +49,15 @@ class _Spawner:
         while True:
             reply, cmd = self._requests.get()
             try:
-                reply.put(subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                           start_new_session=True,  # Ctrl-C goes to the caller, which cleans up
-                                           env={**os.environ, "STEPDPO_GRADER_PARENT": str(os.getpid())}))  # fmt: skip
+                reply.put(
+                    subprocess.Popen(
+                        cmd,
+                        stdin=subprocess.PIPE,
+                        stdout=subprocess.PIPE,
+                        start_new_session=True,  # Ctrl-C goes to the caller, which cleans up
+                        env={**os.environ, "STEPDPO_GRADER_PARENT": str(os.getpid())},
+                    )
+                )
             except Exception as exc:
                 reply.put(exc)
 

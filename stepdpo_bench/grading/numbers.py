@@ -61,14 +61,39 @@ class Rules:
 
 
 STRICT = Rules()
-_PLACES = {"tenth": 1, "tenths": 1, "hundredth": 2, "hundredths": 2, "thousandth": 3, "thousandths": 3,
-           "ten-thousandth": 4, "ten thousandth": 4, "cent": 2, "whole number": 0, "integer": 0, "dollar": 0,
-           "percent": 0, "degree": 0, "unit": 0, "whole": 0, "foot": 0, "inch": 0, "meter": 0, "mile": 0,
-           "second": 0, "minute": 0, "ten": -1, "hundred": -2, "thousand": -3}  # fmt: skip
+_PLACES = {
+    "tenth": 1,
+    "tenths": 1,
+    "hundredth": 2,
+    "hundredths": 2,
+    "thousandth": 3,
+    "thousandths": 3,
+    "ten-thousandth": 4,
+    "ten thousandth": 4,
+    "cent": 2,
+    "whole number": 0,
+    "integer": 0,
+    "dollar": 0,
+    "percent": 0,
+    "degree": 0,
+    "unit": 0,
+    "whole": 0,
+    "foot": 0,
+    "inch": 0,
+    "meter": 0,
+    "mile": 0,
+    "second": 0,
+    "minute": 0,
+    "ten": -1,
+    "hundred": -2,
+    "thousand": -3,
+}
 _NUM_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
-_NEAREST = re.compile(r"nearest\s+(ten[- ]thousandths?|tenths?|hundredths?|thousandths?|cent|whole number|integer|"
-                      r"dollar|percent|degree|unit|whole|foot|inch|meter|mile|second|minute|thousand|hundred|ten)\b",
-                      re.I)  # fmt: skip
+_NEAREST = re.compile(
+    r"nearest\s+(ten[- ]thousandths?|tenths?|hundredths?|thousandths?|cent|whole number|integer|"
+    r"dollar|percent|degree|unit|whole|foot|inch|meter|mile|second|minute|thousand|hundred|ten)\b",
+    re.I,
+)
 _PLACES_RE = re.compile(r"\b(\d|one|two|three|four|five|six)\s+decimal\s+(?:places?|digits?)", re.I)
 _DECIMAL_ASK = re.compile(
     r"\bas\s+a\s+decimal|\bdecimal\s+(?:form|notation|answer|approximation)|\bin\s+decimal|\bround(?:ed|ing)?\b|"
@@ -203,8 +228,11 @@ def numbers_equal(pred: Number, gold: Number, rules: Rules = STRICT) -> tuple[bo
     if rules.rounding and rules.decimals is not None:
         if pred.value == round_to(gold.value, rules.decimals):
             return True, f"numeric: the gold rounded to {rules.decimals} decimals, as the problem asks"
-        if pred.decimals is not None and pred.decimals > rules.decimals and _rounds_to(gold.value, pred.value,
-                                                                                       pred.decimals):  # fmt: skip
+        if (
+            pred.decimals is not None
+            and pred.decimals > rules.decimals
+            and _rounds_to(gold.value, pred.value, pred.decimals)
+        ):
             return True, f"numeric: the gold correctly rounded to {pred.decimals} decimals (finer than asked)"
         return False, f"numeric: {_fmt(pred.value)} is not the gold rounded to {rules.decimals} decimals"
     if not pred.exact and pred.decimals is not None:

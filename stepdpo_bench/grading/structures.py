@@ -84,8 +84,11 @@ Node = Atom | Seq | Union | Matrix | Equation | Ratio | Time
 _OPEN = {"(": ")", "[": "]", "{": "}"}
 _ENV = r"(?:[pbBvV]?matrix|array|smallmatrix)"
 _MATRIX = re.compile(rf"^\\begin\{{({_ENV})\}}(?:\{{[^{{}}]*\}})?(.*)\\end\{{\1\}}$", re.S)
-_SCALED_MATRIX = re.compile(rf"^(-?(?:\\frac\{{[^{{}}]+\}}\{{[^{{}}]+\}}|\d+(?:\.\d+)?(?:/\d+)?)?)\s*(?:\\cdot)?\s*"
-                            rf"(\\begin\{{{_ENV}\}}.*\\end\{{{_ENV}\}})$", re.S)  # fmt: skip
+_SCALED_MATRIX = re.compile(
+    rf"^(-?(?:\\frac\{{[^{{}}]+\}}\{{[^{{}}]+\}}|\d+(?:\.\d+)?(?:/\d+)?)?)\s*(?:\\cdot)?\s*"
+    rf"(\\begin\{{{_ENV}\}}.*\\end\{{{_ENV}\}})$",
+    re.S,
+)
 _SIMPLE_LHS = re.compile(r"^(?:[a-zA-Z](?:_\{?\w+\}?)?(?:'+)?|\\[a-zA-Z]+(?:_\{?\w+\}?)?|[a-zA-Z]\([a-zA-Z]\))$")
 _RELATIONS = ("\\leq", "\\geq", "\\le", "\\ge", "\\neq", "\\ne", "<", ">", "\\lt", "\\gt")
 _INEQ_OP = re.compile(r"\\leq?(?![a-z])|\\geq?(?![a-z])|\\lt(?![a-z])|\\gt(?![a-z])|<=|>=|=<|=>|<|>|≤|≥")
@@ -249,8 +252,18 @@ def _ineq_parts(s: str) -> tuple[list[str], list[str]] | None:
 
 
 def _canon_op(op: str) -> str:
-    return {"\\le": "<=", "\\leq": "<=", "=<": "<=", "≤": "<=", "\\ge": ">=", "\\geq": ">=", "=>": ">=", "≥": ">=",
-            "\\lt": "<", "\\gt": ">"}.get(op, op)  # fmt: skip
+    return {
+        "\\le": "<=",
+        "\\leq": "<=",
+        "=<": "<=",
+        "≤": "<=",
+        "\\ge": ">=",
+        "\\geq": ">=",
+        "=>": ">=",
+        "≥": ">=",
+        "\\lt": "<",
+        "\\gt": ">",
+    }.get(op, op)
 
 
 def _interval(lo: str, lo_closed: bool, hi: str, hi_closed: bool) -> Seq:
@@ -379,8 +392,11 @@ def parse(s: str, _level: int = 0) -> Node:
         if len(sides) >= 2 and all(x.strip() for x in sides):
             if rel == "=" and len(sides) > 2 and len(split_top(s, ",")) == 1:  # a chain: its last member counts
                 first = sides[0].strip()
-                return Equation(first, parse(sides[-1], _level + 1), sides[-1].strip()) if name_lhs(first) else \
-                    parse(sides[-1], _level + 1)  # fmt: skip
+                return (
+                    Equation(first, parse(sides[-1], _level + 1), sides[-1].strip())
+                    if name_lhs(first)
+                    else parse(sides[-1], _level + 1)
+                )
             lhs, rhs = sides[0].strip(), sides[1].strip()
             if rel == "=" and ("," in lhs or "," in rhs) and not _enclosing(lhs) and not _enclosing(rhs):
                 break  # "x=1, y=2" style lists are handled by the comma split below
@@ -435,8 +451,7 @@ def _approx(s: str, level: int) -> Node:
 
 def _assignments_as_tuple(node: Node) -> Node:
     """``p=5,q=2`` (one solution of several) -> the tuple ``(5,2)``."""
-    if isinstance(node, Seq) and not node.open and all(isinstance(i, Equation) and name_lhs(i.lhs)
-                                                        for i in node.items):  # fmt: skip
+    if isinstance(node, Seq) and not node.open and all(isinstance(i, Equation) and name_lhs(i.lhs) for i in node.items):
         return Seq("(", ")", tuple(i.rhs for i in node.items))  # type: ignore[union-attr]
     return node
 
@@ -472,9 +487,13 @@ def merge_intervals(parts: tuple[Node, ...]) -> tuple[Node, ...]:
     """Touching or overlapping intervals with numeric ends merged: ``[1,2]\\cup[2,3]`` -> ``[1,3]``."""
     ivals, rest = [], []
     for p in parts:
-        if isinstance(p, Seq) and p.open in "([" and p.close in ")]" and len(p.items) == 2 and all(
-            isinstance(x, Atom) and endpoint(x.text) is not None for x in p.items
-        ):  # fmt: skip
+        if (
+            isinstance(p, Seq)
+            and p.open in "(["
+            and p.close in ")]"
+            and len(p.items) == 2
+            and all(isinstance(x, Atom) and endpoint(x.text) is not None for x in p.items)
+        ):
             lo, hi = (endpoint(x.text) for x in p.items)  # type: ignore[union-attr]
             ivals.append([lo, p.open == "[", hi, p.close == "]", p.items[0], p.items[1]])
         else:

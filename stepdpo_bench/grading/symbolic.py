@@ -61,8 +61,7 @@ def to_sympy(text: str, exact: bool = True) -> sympy.Basic:
     if len(text) > MAX_SYMBOLIC_CHARS:
         raise Unparseable(f"expression longer than {MAX_SYMBOLIC_CHARS} characters")
     try:
-        expr = latex2sympy(exact_decimals(text) if exact else text, normalization_config=_NORM,
-                           conversion_config=_CONV)  # fmt: skip
+        expr = latex2sympy(exact_decimals(text) if exact else text, normalization_config=_NORM, conversion_config=_CONV)
     except Exception as exc:  # the grammar raises bare Exceptions on syntax errors
         raise Unparseable(str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__) from None
     if isinstance(expr, sympy.Basic) and _I in expr.free_symbols:

@@ -21,18 +21,34 @@ def _dataset(name: str, **meta: Any) -> Any:
     import datasets
 
     data_dir = meta.get("data_dir")
-    task = load_task(name, Path(data_dir) if data_dir else None, meta.get("split", "test"),
-                     question_field=meta.get("question_field", "question"),
-                     answer_field=meta.get("answer_field", "answer"),
-                     convention=meta.get("convention", "math"))  # fmt: skip
+    task = load_task(
+        name,
+        Path(data_dir) if data_dir else None,
+        meta.get("split", "test"),
+        question_field=meta.get("question_field", "question"),
+        answer_field=meta.get("answer_field", "answer"),
+        convention=meta.get("convention", "math"),
+    )
     if meta.get("limit"):
         task = task.filtered(int(meta["limit"]))
     template = get_template(meta.get("prompt") or default_prompt(task.convention))
     if template.chat:
         raise ValueError("chat templates need the model's tokenizer; use lm-eval's --apply_chat_template instead")
-    rows = [{"id": p.id, "question": p.question, "gold": p.gold, "subject": p.subject or "", "level": p.level or "",
-             "prompt": render(template, p), "convention": task.convention, "task": task.name,
-             "data_sha256": task.data_sha256, "template": template.name} for p in task.problems]  # fmt: skip
+    rows = [
+        {
+            "id": p.id,
+            "question": p.question,
+            "gold": p.gold,
+            "subject": p.subject or "",
+            "level": p.level or "",
+            "prompt": render(template, p),
+            "convention": task.convention,
+            "task": task.name,
+            "data_sha256": task.data_sha256,
+            "template": template.name,
+        }
+        for p in task.problems
+    ]
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
 
 
@@ -64,5 +80,6 @@ def load_jsonl(**meta: Any) -> Any:
 
 def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, float]:
     """Our grader as lm-eval's metric: extraction + robust equivalence under the task's convention."""
-    return {"acc": 1.0 if grade(results[0], doc["gold"], doc["convention"], question=doc.get("question")).correct
-            else 0.0}  # fmt: skip
+    return {
+        "acc": 1.0 if grade(results[0], doc["gold"], doc["convention"], question=doc.get("question")).correct else 0.0
+    }

@@ -109,12 +109,15 @@ class HFSampler:
         if params.stop:
             kwargs["stopping_criteria"] = [self._stop_criteria(tuple(params.stop), width)]
         with torch.inference_mode():
-            seqs = self.model.generate(input_ids=input_ids.to(self.device), attention_mask=attn.to(self.device),
-                                       **kwargs)  # fmt: skip
+            seqs = self.model.generate(
+                input_ids=input_ids.to(self.device), attention_mask=attn.to(self.device), **kwargs
+            )
         new = seqs[:, width:].tolist()
         limit = "length" if budget >= params.max_tokens else "context"
-        return [[self._completion(new[r * params.n + j], params.stop, budget, limit) for j in range(params.n)]
-                for r in range(len(rows))]  # fmt: skip
+        return [
+            [self._completion(new[r * params.n + j], params.stop, budget, limit) for j in range(params.n)]
+            for r in range(len(rows))
+        ]
 
     def _completion(self, toks: list[int], stops: Sequence[str], budget: int, limit: str) -> Completion:
         """Cut a generated row at its first eos or stop string (found in the raw text, so a special-token stop such
@@ -167,8 +170,9 @@ class HFSampler:
 
     def _chat(self, messages: list[dict[str, str]]) -> str:
         if not getattr(self.tokenizer, "chat_template", None):
-            raise SamplerError(f"model {self.model_name!r} has no chat template; use a text prompt such as "
-                               "--prompt qwen2-boxed")  # fmt: skip
+            raise SamplerError(
+                f"model {self.model_name!r} has no chat template; use a text prompt such as --prompt qwen2-boxed"
+            )
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def close(self) -> None:

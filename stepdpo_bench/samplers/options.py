@@ -13,11 +13,19 @@ from .base import SamplerError
 
 BACKENDS = ("vllm", "hf", "openai")
 _CLI = {  # option -> its command-line spelling, for messages
-    "batch_size": "--batch-size", "tp": "--tp", "dp": "--dp", "gpu_memory_utilization": "--gpu-memory-utilization",
-    "enforce_eager": "--enforce-eager", "max_model_len": "--max-model-len", "base_urls": "--base-url",
-    "concurrency": "--concurrency", "retries": "--retries", "revision": "--revision", "dtype": "--dtype",
+    "batch_size": "--batch-size",
+    "tp": "--tp",
+    "dp": "--dp",
+    "gpu_memory_utilization": "--gpu-memory-utilization",
+    "enforce_eager": "--enforce-eager",
+    "max_model_len": "--max-model-len",
+    "base_urls": "--base-url",
+    "concurrency": "--concurrency",
+    "retries": "--retries",
+    "revision": "--revision",
+    "dtype": "--dtype",
     "trust_remote_code": "--trust-remote-code",
-}  # fmt: skip
+}
 
 
 @dataclass
@@ -37,11 +45,19 @@ class SamplerOptions:
     retries: int = 6  # openai
 
     USED_BY: ClassVar[dict[str, tuple[str, ...]]] = {
-        "revision": ("hf", "vllm"), "dtype": ("hf", "vllm"), "trust_remote_code": ("hf", "vllm"),
-        "batch_size": ("hf",), "tp": ("vllm",), "dp": ("vllm",), "gpu_memory_utilization": ("vllm",),
-        "enforce_eager": ("vllm",), "max_model_len": ("vllm",), "base_urls": ("openai",), "concurrency": ("openai",),
+        "revision": ("hf", "vllm"),
+        "dtype": ("hf", "vllm"),
+        "trust_remote_code": ("hf", "vllm"),
+        "batch_size": ("hf",),
+        "tp": ("vllm",),
+        "dp": ("vllm",),
+        "gpu_memory_utilization": ("vllm",),
+        "enforce_eager": ("vllm",),
+        "max_model_len": ("vllm",),
+        "base_urls": ("openai",),
+        "concurrency": ("openai",),
         "retries": ("openai",),
-    }  # fmt: skip
+    }
 
     def resolved_backend(self) -> str:
         from . import auto_backend
@@ -82,11 +98,22 @@ class SamplerOptions:
         """Keyword arguments for ``make_sampler`` on the checked backend."""
         backend = self.resolved_backend()
         if backend == "hf":
-            return {"revision": self.revision, "dtype": self.dtype, "batch_size": self.batch_size,
-                    "trust_remote_code": self.trust_remote_code}  # fmt: skip
+            return {
+                "revision": self.revision,
+                "dtype": self.dtype,
+                "batch_size": self.batch_size,
+                "trust_remote_code": self.trust_remote_code,
+            }
         if backend == "vllm":
-            return {"revision": self.revision, "dtype": self.dtype, "tensor_parallel_size": self.tp,
-                    "data_parallel_size": self.dp, "gpu_memory_utilization": self.gpu_memory_utilization,
-                    "enforce_eager": self.enforce_eager, "max_model_len": self.max_model_len, "seed": seed,
-                    "trust_remote_code": self.trust_remote_code}  # fmt: skip
+            return {
+                "revision": self.revision,
+                "dtype": self.dtype,
+                "tensor_parallel_size": self.tp,
+                "data_parallel_size": self.dp,
+                "gpu_memory_utilization": self.gpu_memory_utilization,
+                "enforce_eager": self.enforce_eager,
+                "max_model_len": self.max_model_len,
+                "seed": seed,
+                "trust_remote_code": self.trust_remote_code,
+            }
         return {"base_urls": list(self.base_urls), "concurrency": self.concurrency, "max_retries": self.retries}

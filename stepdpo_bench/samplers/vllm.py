@@ -104,12 +104,15 @@ class VLLMSampler:
         live = [i for i, b in enumerate(budgets) if b > 0]
         out: list[list[Completion]] = [[Completion("", 0, "context")] * params.n for _ in ids]
         sps = [self._params(params, budgets[i]) for i in live]
-        results = self.llm.generate([self._tokens_prompt(prompt_token_ids=ids[i]) for i in live], sps, use_tqdm=False,
-                                    lora_request=self.lora)  # fmt: skip
+        results = self.llm.generate(
+            [self._tokens_prompt(prompt_token_ids=ids[i]) for i in live], sps, use_tqdm=False, lora_request=self.lora
+        )
         for i, r in zip(live, results, strict=True):
             limit = "length" if budgets[i] >= params.max_tokens else "context"
-            out[i] = [Completion(o.text, len(o.token_ids), limit if o.finish_reason == "length" else "stop")
-                      for o in r.outputs]  # fmt: skip
+            out[i] = [
+                Completion(o.text, len(o.token_ids), limit if o.finish_reason == "length" else "stop")
+                for o in r.outputs
+            ]
         return out
 
     def _params(self, params: SamplingParams, budget: int) -> Any:

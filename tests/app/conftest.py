@@ -51,9 +51,30 @@ def app_results(tmp_path_factory, tiny_ckpt, shared_data) -> Path:
     out = root / "results"
     runner = CliRunner()
     for ckpt, method, label in ((tiny_ckpt, "dpo", "tiny-dpo"), (other, "step-dpo", "tiny-step-dpo")):
-        res = runner.invoke(app, ["eval", "--model", str(ckpt), "--backend", "hf", "--tasks", "arith", "--limit",
-                                  str(N), "--max-tokens", "24", "--method", method, "--label", label,
-                                  "--base-model", "tiny-base", "--out", str(out)])  # fmt: skip
+        res = runner.invoke(
+            app,
+            [
+                "eval",
+                "--model",
+                str(ckpt),
+                "--backend",
+                "hf",
+                "--tasks",
+                "arith",
+                "--limit",
+                str(N),
+                "--max-tokens",
+                "24",
+                "--method",
+                method,
+                "--label",
+                label,
+                "--base-model",
+                "tiny-base",
+                "--out",
+                str(out),
+            ],
+        )
         assert res.exit_code == 0, res.output
     runs = {RunDir(d).manifest().model.method: RunDir(d) for d in out.iterdir() if d.is_dir()}
     _plant(runs["dpo"], A_RIGHT)
@@ -73,9 +94,19 @@ def app_results(tmp_path_factory, tiny_ckpt, shared_data) -> Path:
         d.mkdir()
         (d / "train_config.json").write_text(json.dumps({"method": method, "beta": 0.5}))
         slope = 0.004 if method == "dpo" else 0.006
-        lines = [{"step": s, "loss": 0.69 - s * slope, "rewards/chosen": 0.01 * s, "rewards/rejected": -0.01 * s,
-                  "rewards/margins": 0.02 * s, "rewards/accuracies": min(1, 0.5 + s / 100), "lr": 5e-7,
-                  "tokens_per_s": 1000.0} for s in range(1, 41)]  # fmt: skip
+        lines = [
+            {
+                "step": s,
+                "loss": 0.69 - s * slope,
+                "rewards/chosen": 0.01 * s,
+                "rewards/rejected": -0.01 * s,
+                "rewards/margins": 0.02 * s,
+                "rewards/accuracies": min(1, 0.5 + s / 100),
+                "lr": 5e-7,
+                "tokens_per_s": 1000.0,
+            }
+            for s in range(1, 41)
+        ]
         (d / "train_log.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
     res = runner.invoke(app, ["ingest", str(out)])
     assert res.exit_code == 0, res.output

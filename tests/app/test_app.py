@@ -104,11 +104,15 @@ def test_missing_index_is_a_clear_message(tmp_path, monkeypatch):
 
 def test_deep_link_from_the_gate_report_opens_the_problem(app_results, monkeypatch):
     monkeypatch.setenv("STEPDPO_DB", str(app_results / "leaderboard.duckdb"))
-    runs = {RunDir(d).manifest().model.label: d.name for d in app_results.iterdir() if (d / "run.json").exists()
-            and RunDir(d).manifest().grader_version != "0.9.0"}  # fmt: skip
+    runs = {
+        RunDir(d).manifest().model.label: d.name
+        for d in app_results.iterdir()
+        if (d / "run.json").exists() and RunDir(d).manifest().grader_version != "0.9.0"
+    }
     t = AppTest.from_file(MAIN, default_timeout=60)
-    t.query_params.update({"page": "Samples", "a": runs["tiny-dpo"], "b": runs["tiny-step-dpo"],
-                           "problem": "arith/test/3"})  # fmt: skip
+    t.query_params.update(
+        {"page": "Samples", "a": runs["tiny-dpo"], "b": runs["tiny-step-dpo"], "problem": "arith/test/3"}
+    )
     t.run()
     assert not t.exception, t.exception
     assert t.sidebar.radio(key="page").value == "Samples"

@@ -18,8 +18,16 @@ from ..servers import free_port, stop, wait_for_http
 
 pytestmark = pytest.mark.browser
 CHROMIUM = next((p for p in ("/usr/lib/chromium/chromium", "/usr/bin/chromium") if Path(p).exists()), None)
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def _need(what: str) -> None:
@@ -38,8 +46,17 @@ def app_url(app_results, tmp_path_factory):
         _need("Debian chromium")
     port = free_port()
     log = tmp_path_factory.mktemp("app") / "app.log"
-    cmd = [sys.executable, "-m", "stepdpo_bench.cli", "app", "--results", str(app_results), "--port", str(port),
-           "--no-ingest"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "stepdpo_bench.cli",
+        "app",
+        "--results",
+        str(app_results),
+        "--port",
+        str(port),
+        "--no-ingest",
+    ]
     with log.open("w") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -156,8 +173,17 @@ def test_hostile_model_text_loads_nothing_and_injects_nothing(hostile_results, t
         _need("Debian chromium")
     port = free_port()
     log = tmp_path / "app.log"
-    cmd = [sys.executable, "-m", "stepdpo_bench.cli", "app", "--results", str(hostile_results), "--port", str(port),
-           "--no-ingest"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "stepdpo_bench.cli",
+        "app",
+        "--results",
+        str(hostile_results),
+        "--port",
+        str(port),
+        "--no-ingest",
+    ]
     with log.open("w") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

@@ -44,8 +44,25 @@ def _with_correct(src: RunDir, dst: Path, right: set[int], method: str = "step-d
 @pytest.fixture(scope="module")
 def real_run(tiny_ckpt, tmp_path_factory) -> RunDir:
     out = tmp_path_factory.mktemp("gate") / "harness"
-    args = ["eval", "--model", str(tiny_ckpt), "--backend", "hf", "--tasks", "arith", "--limit", str(N),
-            "--max-tokens", "4", "--batch-size", "32", "--method", "sft", "--out", str(out)]  # fmt: skip
+    args = [
+        "eval",
+        "--model",
+        str(tiny_ckpt),
+        "--backend",
+        "hf",
+        "--tasks",
+        "arith",
+        "--limit",
+        str(N),
+        "--max-tokens",
+        "4",
+        "--batch-size",
+        "32",
+        "--method",
+        "sft",
+        "--out",
+        str(out),
+    ]
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     (d,) = list(out.iterdir())
@@ -104,9 +121,26 @@ def test_latest_query_reports_and_exit_codes(results, tmp_path):
     right = set(range(0, N, 2))
     _with_correct(RunDir(results / "base"), results / "cand", right - set(sorted(right)[:20]) | {1})
     md, js, xml = tmp_path / "r.md", tmp_path / "r.json", tmp_path / "r.xml"
-    res = runner.invoke(app, ["check", "--results", str(results), "--baseline", "latest:tag=sft", "--candidate",
-                              "cand", "--markdown", str(md), "--json", str(js), "--junit", str(xml), "--app-url",
-                              "http://127.0.0.1:8501"])  # fmt: skip
+    res = runner.invoke(
+        app,
+        [
+            "check",
+            "--results",
+            str(results),
+            "--baseline",
+            "latest:tag=sft",
+            "--candidate",
+            "cand",
+            "--markdown",
+            str(md),
+            "--json",
+            str(js),
+            "--junit",
+            str(xml),
+            "--app-url",
+            "http://127.0.0.1:8501",
+        ],
+    )
     assert res.exit_code == 1, res.output
     report = json.loads(js.read_text())
     assert report["verdict"] == "fail" and report["tasks"][0]["baseline"] == "base"
@@ -139,8 +173,9 @@ def test_subject_bound_and_several_tasks(results):
     assert plain.exit_code in (0, 3), plain.output  # overall about -1 point: within a 5-point margin
     bounded = _check(results, "--candidate", "cand", "--max-drop", "5", "--max-subject-drop", "3")
     assert bounded.exit_code == 1 and "subject drop beyond bound: 2-step" in bounded.stdout
-    multi = _check(results, "--candidate", "cand", "--task", "arith,arith", "--max-drop", "5", "--json",
-                   str(results / "m.json"))  # fmt: skip
+    multi = _check(
+        results, "--candidate", "cand", "--task", "arith,arith", "--max-drop", "5", "--json", str(results / "m.json")
+    )
     assert json.loads((results / "m.json").read_text())["tasks"][0]["alpha"] == pytest.approx(0.025)
     assert multi.exit_code in (0, 3)
 

@@ -23,8 +23,25 @@ def test_watch_evaluates_each_complete_checkpoint_once(tiny_ckpt, tmp_path):
     (train / "checkpoint-300").mkdir()  # still being written: no weights yet
     (train / "checkpoint-300" / "config.json").write_text("{}")
     results = tmp_path / "results"
-    args = ["watch", str(train), "--tasks", "arith", "--limit", "12", "--max-tokens", "4", "--backend", "hf",
-            "--results", str(results), "--once", "--settle", "0", "--min-problems", "10"]  # fmt: skip
+    args = [
+        "watch",
+        str(train),
+        "--tasks",
+        "arith",
+        "--limit",
+        "12",
+        "--max-tokens",
+        "4",
+        "--backend",
+        "hf",
+        "--results",
+        str(results),
+        "--once",
+        "--settle",
+        "0",
+        "--min-problems",
+        "10",
+    ]
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     lines = [x for x in res.stdout.splitlines() if x.startswith("checkpoint-")]

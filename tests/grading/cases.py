@@ -553,8 +553,20 @@ SIZE_EXPLOSIVE = [  # decided structurally in milliseconds, never handed to symp
     (r"10^{10^{10^{10}}}", r"10^{10^{10^{10}}}", "math", T),  # the same text is the same answer
 ]
 
-V2_CASES = (APPROXIMATIONS + EXACT + UNDEFINED + COMMAS + NAMES + INEQUALITIES + PLUS_MINUS + MATRICES + BRACKETS
-            + UNITS_AND_WORDS + SEPARATORS + SIZE_EXPLOSIVE)  # fmt: skip
+V2_CASES = (
+    APPROXIMATIONS
+    + EXACT
+    + UNDEFINED
+    + COMMAS
+    + NAMES
+    + INEQUALITIES
+    + PLUS_MINUS
+    + MATRICES
+    + BRACKETS
+    + UNITS_AND_WORDS
+    + SEPARATORS
+    + SIZE_EXPLOSIVE
+)
 
 # (prediction, gold, question, expected): rounding is accepted where the problem asks for it
 QUESTIONS = [

@@ -239,8 +239,20 @@ def test_regrade_in_place_and_to_a_new_grader_version(tiny_ckpt, tmp_path):
 
 def test_a_second_writer_of_the_same_run_fails_fast(tiny_ckpt, tmp_path):
     out = tmp_path / "results"
-    args = ["--model", str(tiny_ckpt), "--backend", "hf", "--tasks", "arith", "--limit", "2", "--max-tokens", "4",
-            "--out", str(out)]  # fmt: skip
+    args = [
+        "--model",
+        str(tiny_ckpt),
+        "--backend",
+        "hf",
+        "--tasks",
+        "arith",
+        "--limit",
+        "2",
+        "--max-tokens",
+        "4",
+        "--out",
+        str(out),
+    ]
     assert _eval(args).exit_code == 0
     run = next(iter(runs_by_task(out).values()))
     m = run.manifest()

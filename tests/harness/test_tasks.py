@@ -10,9 +10,13 @@ from stepdpo_bench.tasks.base import sha256_file
 
 @pytest.mark.parametrize(
     ("name", "count", "first_id"),
-    [("gsm8k", 1319, "gsm8k/test/0"), ("math", 5000, "math/test/0"), ("math500", 500, "test/precalculus/807.json"),
-     ("odyssey", 387, "odyssey/Problem_1")],
-)  # fmt: skip
+    [
+        ("gsm8k", 1319, "gsm8k/test/0"),
+        ("math", 5000, "math/test/0"),
+        ("math500", 500, "test/precalculus/807.json"),
+        ("odyssey", 387, "odyssey/Problem_1"),
+    ],
+)
 def test_local_tasks_load_with_stable_ids(shared_data, name, count, first_id):
     t = load_task(name, shared_data)
     assert len(t) == count

@@ -90,9 +90,22 @@ def test_vllm_offline_engine_three_tasks_agrees_with_hf(tiny_ckpt, shared_data, 
 def vllm_server(tiny_ckpt, tmp_path_factory):
     port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
-    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(tiny_ckpt),
-           "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
-           "--enforce-eager"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(tiny_ckpt),
+        "--served-model-name",
+        "tiny",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dtype",
+        "float32",
+        "--enforce-eager",
+    ]
     with log.open("w") as fh:
         proc = subprocess.Popen(cmd, env={**os.environ, **VLLM_ENV}, stdout=fh, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}/v1"
@@ -126,8 +139,26 @@ def test_openai_backend_against_real_vllm_serve(vllm_server, tiny_ckpt, shared_d
     # the served model is our checkpoint: greedy text matches transformers on the same prompts
     assert agree >= total // 2, f"only {agree}/{total} greedy completions agree with transformers"
     # chat endpoint + n samples
-    res = _cli("eval", "--model", "tiny", *base, "--tasks", "arith", "--limit", 3, "--max-tokens", 16, "--n", 2,
-               "--temperature", 0.8, "--prompt", "chat", "--out", tmp_path / "chat")  # fmt: skip
+    res = _cli(
+        "eval",
+        "--model",
+        "tiny",
+        *base,
+        "--tasks",
+        "arith",
+        "--limit",
+        3,
+        "--max-tokens",
+        16,
+        "--n",
+        2,
+        "--temperature",
+        0.8,
+        "--prompt",
+        "chat",
+        "--out",
+        tmp_path / "chat",
+    )
     assert res.exit_code == 0, res.output
     (run,) = runs_by_task(tmp_path / "chat").values()
     m = run.manifest()
@@ -144,16 +175,55 @@ def test_a_trained_checkpoint_loads_in_vllm(tiny_ckpt, tmp_path):
     rows = []
     for p in arith.generate("train", 8).problems:
         *before, last = p.steps
-        rows.append({"prompt": p.question, "initial_reason_steps": "\n".join(before) + "\n", "chosen": last,
-                     "rejected": last + "0"})  # fmt: skip
+        rows.append(
+            {
+                "prompt": p.question,
+                "initial_reason_steps": "\n".join(before) + "\n",
+                "chosen": last,
+                "rejected": last + "0",
+            }
+        )
     pairs.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "ckpt"
-    res = _cli("train", "--method", "step-dpo", "--model", tiny_ckpt, "--data", pairs, "--out", out, "--max-steps",
-               2, "--batch-size", 4, "--lr", "1e-3")  # fmt: skip
+    res = _cli(
+        "train",
+        "--method",
+        "step-dpo",
+        "--model",
+        tiny_ckpt,
+        "--data",
+        pairs,
+        "--out",
+        out,
+        "--max-steps",
+        2,
+        "--batch-size",
+        4,
+        "--lr",
+        "1e-3",
+    )
     assert res.exit_code == 0, res.output
-    cmd = [sys.executable, "-m", "stepdpo_bench.cli", "eval", "--model", str(out), "--backend", "vllm", "--tasks",
-           "arith", "--limit", "4", "--max-tokens", "8", "--dtype", "float32", "--enforce-eager", "--out",
-           str(tmp_path / "results")]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "stepdpo_bench.cli",
+        "eval",
+        "--model",
+        str(out),
+        "--backend",
+        "vllm",
+        "--tasks",
+        "arith",
+        "--limit",
+        "4",
+        "--max-tokens",
+        "8",
+        "--dtype",
+        "float32",
+        "--enforce-eager",
+        "--out",
+        str(tmp_path / "results"),
+    ]
     res = subprocess.run(cmd, env={**os.environ, **VLLM_ENV}, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
     (run,) = runs_by_task(tmp_path / "results").values()
@@ -168,9 +238,17 @@ def test_judge_locator_against_real_vllm_serve(vllm_server, arith_policy, tmp_pa
 
     from stepdpo_bench.runs import read_log
 
-    cfg = {"model": str(arith_policy), "out": str(tmp_path / "pipe"), "limit": 3, "k": 2, "max_tokens": 48,
-           "locators": ["judge"], "judge_model": "tiny", "judge_base_urls": [vllm_server],
-           "judge_max_tokens": 24}  # fmt: skip
+    cfg = {
+        "model": str(arith_policy),
+        "out": str(tmp_path / "pipe"),
+        "limit": 3,
+        "k": 2,
+        "max_tokens": 48,
+        "locators": ["judge"],
+        "judge_model": "tiny",
+        "judge_base_urls": [vllm_server],
+        "judge_max_tokens": 24,
+    }
     f = tmp_path / "pairs.yaml"
     f.write_text(yaml.safe_dump(cfg))
     res = _cli("pairs", "run", "--config", f)

@@ -18,9 +18,28 @@ runner = CliRunner()
 
 def _lm_eval(tiny_ckpt, tasks: str, metadata: dict, out, max_tokens: int = 24) -> None:
     tasks_dir = runner.invoke(app, ["lm-eval-tasks"]).stdout.strip()
-    cmd = [sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={tiny_ckpt},dtype=float32",
-           "--tasks", tasks, "--include_path", tasks_dir, "--metadata", json.dumps(metadata), "--gen_kwargs",
-           f"max_gen_toks={max_tokens}", "--log_samples", "--output_path", str(out), "--batch_size", "4"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "lm_eval",
+        "--model",
+        "hf",
+        "--model_args",
+        f"pretrained={tiny_ckpt},dtype=float32",
+        "--tasks",
+        tasks,
+        "--include_path",
+        tasks_dir,
+        "--metadata",
+        json.dumps(metadata),
+        "--gen_kwargs",
+        f"max_gen_toks={max_tokens}",
+        "--log_samples",
+        "--output_path",
+        str(out),
+        "--batch_size",
+        "4",
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
 
@@ -31,8 +50,12 @@ def lm_eval_ok():
 
 
 def test_our_tasks_in_lm_eval_and_back(lm_eval_ok, tiny_ckpt, shared_data, tmp_path):
-    _lm_eval(tiny_ckpt, "stepdpo_gsm8k,stepdpo_math500,stepdpo_odyssey", {"data_dir": str(shared_data), "limit": 4},
-             tmp_path / "lm")  # fmt: skip
+    _lm_eval(
+        tiny_ckpt,
+        "stepdpo_gsm8k,stepdpo_math500,stepdpo_odyssey",
+        {"data_dir": str(shared_data), "limit": 4},
+        tmp_path / "lm",
+    )
     res = runner.invoke(app, ["import", "lm-eval", str(tmp_path / "lm"), "--out", str(tmp_path / "r")])
     assert res.exit_code == 0, res.output
     runs = {RunDir(d).manifest().task.name: RunDir(d) for d in (tmp_path / "r").iterdir()}
@@ -52,8 +75,26 @@ def test_imported_accuracy_equals_lm_evals_on_the_same_generations(lm_eval_ok, t
     """A non-trivial check: golds are built from this model's own greedy answers (one in three off by one),
     so lm-eval scores a real mixture of right and wrong, and the import must agree sample by sample."""
     out = tmp_path / "ours"
-    res = runner.invoke(app, ["eval", "--model", str(tiny_ckpt), "--backend", "hf", "--tasks", "arith", "--limit",
-                              "12", "--max-tokens", "24", "--dtype", "float32", "--out", str(out)])  # fmt: skip
+    res = runner.invoke(
+        app,
+        [
+            "eval",
+            "--model",
+            str(tiny_ckpt),
+            "--backend",
+            "hf",
+            "--tasks",
+            "arith",
+            "--limit",
+            "12",
+            "--max-tokens",
+            "24",
+            "--dtype",
+            "float32",
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     (run,) = [RunDir(d) for d in out.iterdir()]
     probs = {p.id: p for p in arith.generate("test", 12).problems}
@@ -64,8 +105,9 @@ def test_imported_accuracy_equals_lm_evals_on_the_same_generations(lm_eval_ok, t
         lines.append(json.dumps({"question": probs[r["problem_id"]].question, "answer": ans}))
     data = tmp_path / "mine.jsonl"
     data.write_text("\n".join(lines) + "\n")
-    _lm_eval(tiny_ckpt, "stepdpo_jsonl", {"path": str(data), "convention": "arith", "prompt": "arith-step"},
-             tmp_path / "lm")  # fmt: skip
+    _lm_eval(
+        tiny_ckpt, "stepdpo_jsonl", {"path": str(data), "convention": "arith", "prompt": "arith-step"}, tmp_path / "lm"
+    )
     reported = json.loads(next((tmp_path / "lm").rglob("results_*.json")).read_text())["results"]["stepdpo_jsonl"]
     res = runner.invoke(app, ["import", "lm-eval", str(tmp_path / "lm"), "--out", str(tmp_path / "r")])
     assert res.exit_code == 0, res.output
@@ -77,16 +119,34 @@ def test_imported_accuracy_equals_lm_evals_on_the_same_generations(lm_eval_ok, t
 
 
 STEP_DPO = [
-    {"prompt": "<|im_start|>user\nWhat is 1/2+1/2?<|im_end|>\n<|im_start|>assistant\n",
-     "completion": "Step 1: 1/2+1/2 = 1.\nThe answer is: $\\boxed{1}$", "extract_answer": "1",
-     "prompt_answer": "1", "result": True, "type": "Algebra", "filepath": "test/algebra/1.json"},
-    {"prompt": "<|im_start|>user\nSolve x^2=4 for x>0<|im_end|>\n<|im_start|>assistant\n",
-     "completion": "Step 1: x = 2.\nThe answer is: $\\boxed{2.0}$", "extract_answer": "2.0",
-     "prompt_answer": ["2"], "result": False, "type": "Algebra", "filepath": "test/algebra/2.json"},
-    {"prompt": "<|im_start|>user\nInterval?<|im_end|>\n<|im_start|>assistant\n",
-     "completion": "So the answer is \\boxed{(2,5]}", "extract_answer": "(2,5]", "prompt_answer": "[2,5)",
-     "result": True, "type": "Intermediate Algebra", "filepath": "test/intermediate_algebra/3.json"},
-]  # fmt: skip
+    {
+        "prompt": "<|im_start|>user\nWhat is 1/2+1/2?<|im_end|>\n<|im_start|>assistant\n",
+        "completion": "Step 1: 1/2+1/2 = 1.\nThe answer is: $\\boxed{1}$",
+        "extract_answer": "1",
+        "prompt_answer": "1",
+        "result": True,
+        "type": "Algebra",
+        "filepath": "test/algebra/1.json",
+    },
+    {
+        "prompt": "<|im_start|>user\nSolve x^2=4 for x>0<|im_end|>\n<|im_start|>assistant\n",
+        "completion": "Step 1: x = 2.\nThe answer is: $\\boxed{2.0}$",
+        "extract_answer": "2.0",
+        "prompt_answer": ["2"],
+        "result": False,
+        "type": "Algebra",
+        "filepath": "test/algebra/2.json",
+    },
+    {
+        "prompt": "<|im_start|>user\nInterval?<|im_end|>\n<|im_start|>assistant\n",
+        "completion": "So the answer is \\boxed{(2,5]}",
+        "extract_answer": "(2,5]",
+        "prompt_answer": "[2,5)",
+        "result": True,
+        "type": "Intermediate Algebra",
+        "filepath": "test/intermediate_algebra/3.json",
+    },
+]
 
 
 def test_step_dpo_file_is_regraded_and_disagreements_kept(tmp_path):
@@ -122,10 +182,12 @@ def test_bad_input_is_refused_and_nothing_is_written(tmp_path):
     assert res.exit_code == 2 and "missing field 'configs'" in res.stderr
     noans = tmp_path / "noans"
     noans.mkdir()
-    (noans / "results_T.json").write_text(json.dumps({"results": {"t": {"acc,none": 0.0}}, "configs": {"t": {}},
-                                                      "config": {"model": "hf"}}))  # fmt: skip
-    (noans / "samples_t_T.jsonl").write_text(json.dumps({"doc_id": 0, "doc": {"q": "?"}, "target": "",
-                                                         "resps": [["x"]], "acc": 0}) + "\n")  # fmt: skip
+    (noans / "results_T.json").write_text(
+        json.dumps({"results": {"t": {"acc,none": 0.0}}, "configs": {"t": {}}, "config": {"model": "hf"}})
+    )
+    (noans / "samples_t_T.jsonl").write_text(
+        json.dumps({"doc_id": 0, "doc": {"q": "?"}, "target": "", "resps": [["x"]], "acc": 0}) + "\n"
+    )
     res = runner.invoke(app, ["import", "lm-eval", str(noans), "--out", str(out)])
     assert res.exit_code == 2 and "task 't' has no gold answer" in res.stderr
     bad = tmp_path / "bad.json"

@@ -32,8 +32,9 @@ def test_sigmoid_loss_by_hand():
 def test_label_smoothing_and_ipo_match_trl_formulas():
     beta, ls = 0.1, 0.2
     logits = (_t(PC) - _t(PR)) - (_t(RC) - _t(RR))
-    trl_sigmoid = -torch.nn.functional.logsigmoid(beta * logits) * (1 - ls) - torch.nn.functional.logsigmoid(
-        -beta * logits) * ls  # fmt: skip
+    trl_sigmoid = (
+        -torch.nn.functional.logsigmoid(beta * logits) * (1 - ls) - torch.nn.functional.logsigmoid(-beta * logits) * ls
+    )
     losses, _, _ = dpo_loss(_t(PC), _t(PR), _t(RC), _t(RR), beta, ls)
     assert torch.allclose(losses, trl_sigmoid)
     ipo, _, _ = dpo_loss(_t(PC), _t(PR), _t(RC), _t(RR), beta, loss_type="ipo")

@@ -42,7 +42,7 @@ def _config(tmp_path: Path, policy: Path, **kw) -> Path:
         "chunk_size": 8,
         "verify_chosen": False,
         **kw,
-    }  # fmt: skip  (the smoke policy reaches answers only by luck)
+    }  # (the smoke policy reaches answers only by luck)
     f = tmp_path / "pairs.yaml"
     f.write_text(yaml.safe_dump(cfg))
     return f
@@ -66,8 +66,9 @@ def test_pipeline_end_to_end(arith_policy, tmp_path):
     assert funnel["collect"]["solutions"] == len(sols) == 64
     wrong = {k: s for k, s in sols.items() if not s["correct"] and s["pred"] is not None}
     located = read_log(pipe / "located.jsonl")
-    assert sorted((r["key"], r["locator"]) for r in located) == sorted((k, x) for k in wrong for x in
-                                                                         ("symbolic", "rollout"))  # fmt: skip
+    assert sorted((r["key"], r["locator"]) for r in located) == sorted(
+        (k, x) for k in wrong for x in ("symbolic", "rollout")
+    )
     problems = {p.id: p for p in arith.generate("train", 16).problems}
     exact = n_sym = 0
     for r in located:
@@ -96,9 +97,26 @@ def test_pipeline_end_to_end(arith_policy, tmp_path):
     assert all(grade(d["chosen"], d["answer"], "arith").correct and d["initial_reason_steps"] == "" for d in dpo)
     # the trainer takes both files as they are
     for method, data in (("step-dpo", "step_dpo_pairs.jsonl"), ("dpo", "dpo_pairs.jsonl")):
-        res = runner.invoke(app, ["train", "--method", method, "--model", str(arith_policy), "--data",
-                                  str(pipe / data), "--out", str(tmp_path / method), "--max-steps", "2",
-                                  "--batch-size", "2", "--prompt", "arith-step"])  # fmt: skip
+        res = runner.invoke(
+            app,
+            [
+                "train",
+                "--method",
+                method,
+                "--model",
+                str(arith_policy),
+                "--data",
+                str(pipe / data),
+                "--out",
+                str(tmp_path / method),
+                "--max-steps",
+                "2",
+                "--batch-size",
+                "2",
+                "--prompt",
+                "arith-step",
+            ],
+        )
         assert res.exit_code == 0, res.output
     # a rerun redoes nothing
     before = (pipe / "located.jsonl").read_text(), (pipe / "rectified.jsonl").read_text()
@@ -136,8 +154,10 @@ def test_kill_mid_locate_resumes_without_duplicates(arith_policy, tmp_path):
 def test_training_file_without_answers_is_a_one_line_error(arith_policy, tmp_path):
     data = tmp_path / "train.jsonl"
     data.write_text(json.dumps({"question": "Ava has 2 apples and gets 3. How many?"}) + "\n")
-    res = runner.invoke(app, ["pairs", "collect", "--model", str(arith_policy), "--out", str(tmp_path / "p"),
-                              "--set", f"task=jsonl:{data}"])  # fmt: skip
+    res = runner.invoke(
+        app,
+        ["pairs", "collect", "--model", str(arith_policy), "--out", str(tmp_path / "p"), "--set", f"task=jsonl:{data}"],
+    )
     assert res.exit_code == 2
     assert f"{data}:1: missing field 'answer'" in res.output and "Traceback" not in res.output
 
@@ -168,8 +188,16 @@ def test_judge_that_hangs_or_babbles(arith_policy, tmp_path):
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{srv.server_address[1]}/v1"
     try:
-        f = _config(tmp_path, arith_policy, limit=6, locators=["symbolic", "judge"], judge_model="j",
-                    judge_base_urls=[url], judge_timeout=0.5, judge_retries=0)  # fmt: skip
+        f = _config(
+            tmp_path,
+            arith_policy,
+            limit=6,
+            locators=["symbolic", "judge"],
+            judge_model="j",
+            judge_base_urls=[url],
+            judge_timeout=0.5,
+            judge_retries=0,
+        )
         assert runner.invoke(app, ["pairs", "collect", "--config", str(f)]).exit_code == 0
         Judge.mode = "hang"
         res = runner.invoke(app, ["pairs", "locate", "--config", str(f)])

@@ -104,8 +104,7 @@ def test_sampled_prefix_equals_trained_prefix(prompt):
     p = arith.generate("train", 1).problems[0]
     pipe = Pipeline(PipelineConfig(model="unused", out="unused", prompt=prompt))
     t = get_template(prompt)
-    steps = [t.assistant_prefix + p.steps[0].split(": ", 1)[1] if prompt != "qwen2-boxed" else p.steps[0],
-             *p.steps[1:]]  # fmt: skip
+    steps = [t.assistant_prefix + p.steps[0].split(": ", 1)[1] if prompt != "qwen2-boxed" else p.steps[0], *p.steps[1:]]
     for k in range(len(steps)):
         sampled_prompt, opening = pipe.prefix_prompt(p, steps[:k])
         chosen = steps[k]
@@ -118,18 +117,33 @@ def test_sampled_prefix_equals_trained_prefix(prompt):
 def test_import_public_pairs_with_guard(tmp_path, shared_data):
     q = json.loads((shared_data / "math500" / "test.jsonl").open().readline())["problem"]
     rows = [
-        {"dataset": "MATH", "prompt": q, "initial_reason_steps": "Let's think step by step.\nStep 1: x\n",
-         "chosen": "Step 2: y", "rejected": "Step 2: z", "full_chosen": "...", "full_rejected": "...", "answer": "1"},
-        {"dataset": "GSM8K", "prompt": "Ava has 3 apples and buys 2 more.", "initial_reason_steps": "",
-         "chosen": "Step 1: 3 + 2 = 5", "rejected": "Step 1: 3 + 2 = 6", "answer": "5"},
-    ]  # fmt: skip
+        {
+            "dataset": "MATH",
+            "prompt": q,
+            "initial_reason_steps": "Let's think step by step.\nStep 1: x\n",
+            "chosen": "Step 2: y",
+            "rejected": "Step 2: z",
+            "full_chosen": "...",
+            "full_rejected": "...",
+            "answer": "1",
+        },
+        {
+            "dataset": "GSM8K",
+            "prompt": "Ava has 3 apples and buys 2 more.",
+            "initial_reason_steps": "",
+            "chosen": "Step 1: 3 + 2 = 5",
+            "rejected": "Step 1: 3 + 2 = 6",
+            "answer": "5",
+        },
+    ]
     src = tmp_path / "public.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in rows))
     kept, dropped, _ = import_pairs(str(src), ["math500"], str(shared_data))
     assert [r["dataset"] for r in kept] == ["GSM8K"] and dropped[0]["reason"].startswith("exact:")
     out = tmp_path / "mine.jsonl"
-    res = runner.invoke(app, ["pairs", "import", str(src), "--out", str(out), "--guard", "math500", "--data-dir",
-                              str(shared_data)])  # fmt: skip
+    res = runner.invoke(
+        app, ["pairs", "import", str(src), "--out", str(out), "--guard", "math500", "--data-dir", str(shared_data)]
+    )
     assert res.exit_code == 0, res.output
     assert "1 pairs" in res.output and len(load_pairs(str(out), "step-dpo")[0]) == 1
     rows[1].pop("rejected")

@@ -29,16 +29,34 @@ def pairs(tmp_path_factory):
     for p in arith.generate("train", 48).problems:
         *before, last = p.steps
         lhs, rhs = last.split(" = ")
-        rows.append({"prompt": p.question, "initial_reason_steps": "\n".join(before) + "\n", "chosen": last,
-                     "rejected": f"{lhs} = {int(rhs) + 3}", "problem_id": p.id})  # fmt: skip
+        rows.append(
+            {
+                "prompt": p.question,
+                "initial_reason_steps": "\n".join(before) + "\n",
+                "chosen": last,
+                "rejected": f"{lhs} = {int(rhs) + 3}",
+                "problem_id": p.id,
+            }
+        )
     f.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return f
 
 
 def _args(tiny_ckpt, pairs, out, *extra):
     common = ["--lr", "1e-3", "--batch-size", "8", "--beta", "0.5", "--prompt", "arith-step", "--seed", "3"]
-    return ["train", "--method", "step-dpo", "--model", str(tiny_ckpt), "--data", str(pairs), "--out", str(out),
-            *common, *extra]  # fmt: skip
+    return [
+        "train",
+        "--method",
+        "step-dpo",
+        "--model",
+        str(tiny_ckpt),
+        "--data",
+        str(pairs),
+        "--out",
+        str(out),
+        *common,
+        *extra,
+    ]
 
 
 def _log(out):
@@ -57,8 +75,24 @@ def test_margins_rise_and_the_checkpoint_is_evaluable(tiny_ckpt, pairs, tmp_path
     assert json.loads((out / "train_config.json").read_text())["pairs"] == 48
     tag = json.loads((out / "stepdpo_train.json").read_text())
     assert tag["method"] == "step-dpo" and tag["base_model"] == str(tiny_ckpt) and tag["steps"] == 12
-    ev = runner.invoke(app, ["eval", "--model", str(out), "--backend", "hf", "--tasks", "arith", "--limit", "4",
-                             "--max-tokens", "8", "--out", str(tmp_path / "results")])  # fmt: skip
+    ev = runner.invoke(
+        app,
+        [
+            "eval",
+            "--model",
+            str(out),
+            "--backend",
+            "hf",
+            "--tasks",
+            "arith",
+            "--limit",
+            "4",
+            "--max-tokens",
+            "8",
+            "--out",
+            str(tmp_path / "results"),
+        ],
+    )
     assert ev.exit_code == 0, ev.output
     (run,) = [RunDir(d) for d in (tmp_path / "results").iterdir()]
     m = run.manifest().model
@@ -115,8 +149,12 @@ def test_a_killed_run_resumes_onto_the_same_curve(tiny_ckpt, pairs, tmp_path):
         runner.invoke(app, _args(tiny_ckpt, pairs, straight, "--max-steps", "30", "--save-steps", "3")).exit_code == 0
     )
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "stepdpo_bench.cli", *_args(tiny_ckpt, pairs, out, "--max-steps", "30",
-                                                             "--save-steps", "3")]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "stepdpo_bench.cli",
+        *_args(tiny_ckpt, pairs, out, "--max-steps", "30", "--save-steps", "3"),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
     marker = out / "checkpoints" / "last" / "step.json"
     deadline = time.time() + 300
@@ -139,10 +177,26 @@ def test_a_killed_run_resumes_onto_the_same_curve(tiny_ckpt, pairs, tmp_path):
 def test_bad_input(tiny_ckpt, tmp_path):
     f = tmp_path / "bad.jsonl"
     f.write_text(json.dumps({"prompt": "p", "chosen": "", "rejected": "r"}) + "\n")
-    res = runner.invoke(app, ["train", "--method", "step-dpo", "--model", str(tiny_ckpt), "--data", str(f),
-                              "--out", str(tmp_path / "o")])  # fmt: skip
+    res = runner.invoke(
+        app,
+        ["train", "--method", "step-dpo", "--model", str(tiny_ckpt), "--data", str(f), "--out", str(tmp_path / "o")],
+    )
     assert res.exit_code == 2 and "bad.jsonl:1: field 'chosen' is missing or empty" in res.stderr
     f.write_text(json.dumps({"prompt": "p", "chosen": "c " * 200, "rejected": "r"}) + "\n")
-    res = runner.invoke(app, ["train", "--method", "dpo", "--model", str(tiny_ckpt), "--data", str(f), "--out",
-                              str(tmp_path / "o"), "--max-completion-length", "16"])  # fmt: skip
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            "--method",
+            "dpo",
+            "--model",
+            str(tiny_ckpt),
+            "--data",
+            str(f),
+            "--out",
+            str(tmp_path / "o"),
+            "--max-completion-length",
+            "16",
+        ],
+    )
     assert res.exit_code == 2 and "all 1 pairs were dropped as too long" in res.stderr

@@ -51,21 +51,97 @@ class Entry:
 
 
 ENTRIES = (
-    Entry("llama2-spm", "llama", "metaspace", True, "missing", "int", True, "none", "tokenizer_config", "float32",
-          False, False),
-    Entry("mistral-inst-bf16-sharded", "mistral", "metaspace", True, "missing", "int", True, "inst",
-          "tokenizer_config", "bfloat16", True, False, vllm=True),
-    Entry("qwen2-chatml-eos-list", "qwen2", "bytelevel", False, "present", "list", True, "chatml", "jinja", "float32",
-          False, True),
-    Entry("qwen3-pad-eq-eos-nogencfg", "qwen3", "bytelevel", False, "eos", "int", False, "chatml", "tokenizer_config",
-          "bfloat16", False, True, vllm=True),
-    Entry("gpt2-1024ctx", "gpt2", "bytelevel", False, "missing", "int", True, "none", "tokenizer_config", "float32",
-          False, True, vllm=True),
-    Entry("phi3-spm-sharded", "phi3", "metaspace", True, "present", "list", True, "phi3", "jinja", "float32", True,
-          False),
-    Entry("llama3-noeos-bos", "llama", "bytelevel", True, "missing", "missing", False, "llama3", "tokenizer_config",
-          "float32", False, True),
-)  # fmt: skip
+    Entry(
+        "llama2-spm",
+        "llama",
+        "metaspace",
+        True,
+        "missing",
+        "int",
+        True,
+        "none",
+        "tokenizer_config",
+        "float32",
+        False,
+        False,
+    ),
+    Entry(
+        "mistral-inst-bf16-sharded",
+        "mistral",
+        "metaspace",
+        True,
+        "missing",
+        "int",
+        True,
+        "inst",
+        "tokenizer_config",
+        "bfloat16",
+        True,
+        False,
+        vllm=True,
+    ),
+    Entry(
+        "qwen2-chatml-eos-list",
+        "qwen2",
+        "bytelevel",
+        False,
+        "present",
+        "list",
+        True,
+        "chatml",
+        "jinja",
+        "float32",
+        False,
+        True,
+    ),
+    Entry(
+        "qwen3-pad-eq-eos-nogencfg",
+        "qwen3",
+        "bytelevel",
+        False,
+        "eos",
+        "int",
+        False,
+        "chatml",
+        "tokenizer_config",
+        "bfloat16",
+        False,
+        True,
+        vllm=True,
+    ),
+    Entry(
+        "gpt2-1024ctx",
+        "gpt2",
+        "bytelevel",
+        False,
+        "missing",
+        "int",
+        True,
+        "none",
+        "tokenizer_config",
+        "float32",
+        False,
+        True,
+        vllm=True,
+    ),
+    Entry(
+        "phi3-spm-sharded", "phi3", "metaspace", True, "present", "list", True, "phi3", "jinja", "float32", True, False
+    ),
+    Entry(
+        "llama3-noeos-bos",
+        "llama",
+        "bytelevel",
+        True,
+        "missing",
+        "missing",
+        False,
+        "llama3",
+        "tokenizer_config",
+        "float32",
+        False,
+        True,
+    ),
+)
 ADAPTER = "lora-on-llama2-spm"  # a PEFT LoRA adapter directory over llama2-spm
 GPT2_CONTEXT = 1024
 
@@ -118,8 +194,10 @@ def build_tokenizer(e: Entry, corpus: list[str], out: Path, vocab_size: int = 60
         tok = Tokenizer(models.BPE(unk_token=None))
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tok.decoder = decoders.ByteLevel()
-        tok.train_from_iterator(corpus, trainer=trainers.BpeTrainer(
-            vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))  # fmt: skip
+        tok.train_from_iterator(
+            corpus,
+            trainer=trainers.BpeTrainer(vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()),
+        )
         tok.add_special_tokens(specials)  # appended after the vocabulary, as GPT-2's and Qwen's are (eos never id 0)
     if e.adds_bos:
         bos = sp["bos"]
@@ -170,12 +248,29 @@ def _model(e: Entry, tok, seed: int):
         ids["eos_token_id"] = [tok.eos_token_id, tok.convert_tokens_to_ids("<|endoftext|>")]
     vocab = len(tok)
     if e.arch == "gpt2":
-        cfg = tf.GPT2Config(vocab_size=vocab, n_positions=GPT2_CONTEXT, n_embd=64, n_layer=2, n_head=2,
-                            tie_word_embeddings=e.tied, initializer_range=0.5, **ids)  # fmt: skip
+        cfg = tf.GPT2Config(
+            vocab_size=vocab,
+            n_positions=GPT2_CONTEXT,
+            n_embd=64,
+            n_layer=2,
+            n_head=2,
+            tie_word_embeddings=e.tied,
+            initializer_range=0.5,
+            **ids,
+        )
         return tf.GPT2LMHeadModel(cfg)
-    common = dict(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                  num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=4096,
-                  tie_word_embeddings=e.tied, initializer_range=0.5, **ids)  # fmt: skip
+    common = dict(
+        vocab_size=vocab,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        tie_word_embeddings=e.tied,
+        initializer_range=0.5,
+        **ids,
+    )
     if e.arch == "qwen3":
         common["head_dim"] = 32
     config_cls, model_cls = {
@@ -241,8 +336,11 @@ def long_context_task(tokenizer, path: Path) -> tuple[Path, int]:
     long_q = "seven plus eight"
     while len(encode_prompt(tokenizer, long_q + " seven plus eight")) < GPT2_CONTEXT - 200:
         long_q += " seven plus eight"
-    rows = [{"question": "2+3?", "answer": "5"}, {"question": long_q, "answer": "5"},
-            {"question": long_q + " " + long_q, "answer": "5"}]  # fmt: skip
+    rows = [
+        {"question": "2+3?", "answer": "5"},
+        {"question": long_q, "answer": "5"},
+        {"question": long_q + " " + long_q, "answer": "5"},
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     (path.parent / "plain.txt").write_text("{question}")
     return path, len(encode_prompt(tokenizer, long_q))

@@ -21,8 +21,25 @@ NAMES = [e.name for e in ENTRIES] + [ADAPTER]
 
 
 def _eval(model: Path, out: Path, *extra: str) -> RunDir:
-    res = runner.invoke(app, ["eval", "--model", str(model), "--backend", "hf", "--tasks", "arith", "--limit", "3",
-                              "--max-tokens", "12", "--out", str(out), *extra])  # fmt: skip
+    res = runner.invoke(
+        app,
+        [
+            "eval",
+            "--model",
+            str(model),
+            "--backend",
+            "hf",
+            "--tasks",
+            "arith",
+            "--limit",
+            "3",
+            "--max-tokens",
+            "12",
+            "--out",
+            str(out),
+            *extra,
+        ],
+    )
     assert res.exit_code == 0, res.output
     (run,) = [RunDir(d) for d in out.iterdir() if (d / "run.json").is_file()]
     m = run.manifest()
@@ -39,8 +56,15 @@ def step_pairs(tmp_path_factory) -> Path:
     for p in arith.generate("train", 8).problems:
         *before, last = p.steps
         lhs, rhs = last.split(" = ")
-        rows.append({"prompt": p.question, "initial_reason_steps": "\n".join(before) + "\n", "chosen": last,
-                     "rejected": f"{lhs} = {int(rhs) + 3}", "problem_id": p.id})  # fmt: skip
+        rows.append(
+            {
+                "prompt": p.question,
+                "initial_reason_steps": "\n".join(before) + "\n",
+                "chosen": last,
+                "rejected": f"{lhs} = {int(rhs) + 3}",
+                "problem_id": p.id,
+            }
+        )
     f.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return f
 
@@ -52,9 +76,28 @@ def test_eval_train_pairs_and_gate(name, zoo, step_pairs, tmp_path):
     # both trainers for 2 steps from this checkpoint, then the harness evaluates what they wrote
     for method in ("dpo", "step-dpo"):
         out = tmp_path / method
-        res = runner.invoke(app, ["train", "--method", method, "--model", str(model), "--data", str(step_pairs),
-                                  "--out", str(out), "--max-steps", "2", "--batch-size", "4", "--lr", "1e-4",
-                                  "--prompt", "arith-step"])  # fmt: skip
+        res = runner.invoke(
+            app,
+            [
+                "train",
+                "--method",
+                method,
+                "--model",
+                str(model),
+                "--data",
+                str(step_pairs),
+                "--out",
+                str(out),
+                "--max-steps",
+                "2",
+                "--batch-size",
+                "4",
+                "--lr",
+                "1e-4",
+                "--prompt",
+                "arith-step",
+            ],
+        )
         assert res.exit_code == 0, res.output
         lines = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
         assert [x["step"] for x in lines] == [1, 2] and all(x["loss"] == x["loss"] for x in lines)
@@ -62,14 +105,38 @@ def test_eval_train_pairs_and_gate(name, zoo, step_pairs, tmp_path):
         assert run.manifest().model.method == method
     # pairs collect: k solutions on a handful of training problems with a *-step prompt
     cfg = tmp_path / "pairs.yaml"
-    cfg.write_text(yaml.safe_dump({"model": str(model), "out": str(tmp_path / "pipe"), "limit": 3, "k": 2,
-                                   "max_tokens": 12, "verify_chosen": False}))  # fmt: skip
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "model": str(model),
+                "out": str(tmp_path / "pipe"),
+                "limit": 3,
+                "k": 2,
+                "max_tokens": 12,
+                "verify_chosen": False,
+            }
+        )
+    )
     res = runner.invoke(app, ["pairs", "collect", "--config", str(cfg)])
     assert res.exit_code == 0, res.output
     ptr = json.loads((tmp_path / "pipe" / "collect.json").read_text())
     assert len(RunDir(tmp_path / "pipe" / "collect" / ptr["run_id"]).read_samples()) == 6
     # the gate evaluates the candidate with the baseline's settings (the same model: identical verdicts)
-    res = runner.invoke(app, ["check", "--baseline", str(base.path), "--candidate-model", str(model), "--backend",
-                              "hf", "--results", str(tmp_path / "gate"), "--min-problems", "1"])  # fmt: skip
+    res = runner.invoke(
+        app,
+        [
+            "check",
+            "--baseline",
+            str(base.path),
+            "--candidate-model",
+            str(model),
+            "--backend",
+            "hf",
+            "--results",
+            str(tmp_path / "gate"),
+            "--min-problems",
+            "1",
+        ],
+    )
     assert res.exit_code in (0, 3), res.output  # identical runs: pass or inconclusive on 3 problems, never fail
     assert "FAIL" not in res.output

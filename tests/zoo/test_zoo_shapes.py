@@ -32,9 +32,24 @@ def test_prompt_plus_budget_past_gpt2_context_is_clamped_and_recorded(zoo, tmp_p
     sampler = HFSampler(str(zoo["gpt2-1024ctx"]), batch_size=4)
     f, n_long = long_context_task(sampler.tokenizer, tmp_path / "long.jsonl")
     out = tmp_path / "out"
-    res = runner.invoke(app, ["eval", "--model", str(zoo["gpt2-1024ctx"]), "--backend", "hf", "--tasks",
-                              f"jsonl:{f}", "--prompt-file", str(tmp_path / "plain.txt"), "--max-tokens", "600",
-                              "--out", str(out)])  # fmt: skip
+    res = runner.invoke(
+        app,
+        [
+            "eval",
+            "--model",
+            str(zoo["gpt2-1024ctx"]),
+            "--backend",
+            "hf",
+            "--tasks",
+            f"jsonl:{f}",
+            "--prompt-file",
+            str(tmp_path / "plain.txt"),
+            "--max-tokens",
+            "600",
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "context window" in res.output  # the warning
     run = _only_run(out)
@@ -124,14 +139,37 @@ def _broken(zoo, tmp_path: Path, what: str) -> tuple[Path, str]:
     raise AssertionError(what)
 
 
-@pytest.mark.parametrize("what", ["truncated-shard", "missing-shard", "no-tokenizer", "not-a-checkpoint",
-                                  "adapter-base-missing"])  # fmt: skip
+@pytest.mark.parametrize(
+    "what", ["truncated-shard", "missing-shard", "no-tokenizer", "not-a-checkpoint", "adapter-base-missing"]
+)
 def test_broken_checkpoints_get_one_line_naming_the_file(what, zoo, tmp_path):
     ckpt, needle = _broken(zoo, tmp_path, what)
-    for cmd in (["eval", "--model", str(ckpt), "--backend", "hf", "--tasks", "arith", "--limit", "1", "--out",
-                 str(tmp_path / "out")],
-                ["train", "--method", "dpo", "--model", str(ckpt), "--data", str(tmp_path / "none.jsonl"), "--out",
-                 str(tmp_path / "t")]):  # fmt: skip
+    for cmd in (
+        [
+            "eval",
+            "--model",
+            str(ckpt),
+            "--backend",
+            "hf",
+            "--tasks",
+            "arith",
+            "--limit",
+            "1",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        [
+            "train",
+            "--method",
+            "dpo",
+            "--model",
+            str(ckpt),
+            "--data",
+            str(tmp_path / "none.jsonl"),
+            "--out",
+            str(tmp_path / "t"),
+        ],
+    ):
         res = runner.invoke(app, cmd)
         assert res.exit_code == 2, res.output
         line = [x for x in res.output.splitlines() if x.startswith("error:")]
@@ -140,7 +178,23 @@ def test_broken_checkpoints_get_one_line_naming_the_file(what, zoo, tmp_path):
 
 
 def test_chat_prompt_without_a_template_says_which_prompt_to_use(zoo, tmp_path):
-    res = runner.invoke(app, ["eval", "--model", str(zoo["gpt2-1024ctx"]), "--backend", "hf", "--tasks", "arith",
-                              "--limit", "1", "--prompt", "chat", "--out", str(tmp_path)])  # fmt: skip
+    res = runner.invoke(
+        app,
+        [
+            "eval",
+            "--model",
+            str(zoo["gpt2-1024ctx"]),
+            "--backend",
+            "hf",
+            "--tasks",
+            "arith",
+            "--limit",
+            "1",
+            "--prompt",
+            "chat",
+            "--out",
+            str(tmp_path),
+        ],
+    )
     assert res.exit_code == 2
     assert "chat template" in res.output and "--prompt" in res.output

@@ -34,8 +34,22 @@ def _need_vllm():
 
 
 def _vllm_eval(model: Path, out: Path, *args: str) -> RunDir:
-    cmd = [sys.executable, "-m", "stepdpo_bench.cli", "eval", "--model", str(model), "--backend", "vllm",
-           "--enforce-eager", "--dtype", "float32", "--out", str(out), *args]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "stepdpo_bench.cli",
+        "eval",
+        "--model",
+        str(model),
+        "--backend",
+        "vllm",
+        "--enforce-eager",
+        "--dtype",
+        "float32",
+        "--out",
+        str(out),
+        *args,
+    ]
     res = subprocess.run(cmd, env={**os.environ, **VLLM_ENV}, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
     (run,) = [RunDir(d) for d in out.iterdir() if (d / "run.json").is_file()]
@@ -43,8 +57,9 @@ def _vllm_eval(model: Path, out: Path, *args: str) -> RunDir:
 
 
 def _hf_eval(model: Path, out: Path, *args: str) -> RunDir:
-    res = runner.invoke(app, ["eval", "--model", str(model), "--backend", "hf", "--dtype", "float32", "--out",
-                              str(out), *args])  # fmt: skip
+    res = runner.invoke(
+        app, ["eval", "--model", str(model), "--backend", "hf", "--dtype", "float32", "--out", str(out), *args]
+    )
     assert res.exit_code == 0, res.output
     (run,) = [RunDir(d) for d in out.iterdir() if (d / "run.json").is_file()]
     return run
@@ -73,8 +88,16 @@ def test_gpt2_context_window_in_the_engine(zoo, tmp_path):
     from transformers import AutoTokenizer
 
     f, n_long = long_context_task(AutoTokenizer.from_pretrained(zoo["gpt2-1024ctx"]), tmp_path / "long.jsonl")
-    run = _vllm_eval(zoo["gpt2-1024ctx"], tmp_path / "out", "--tasks", f"jsonl:{f}", "--prompt-file",
-                     str(tmp_path / "plain.txt"), "--max-tokens", "600")  # fmt: skip
+    run = _vllm_eval(
+        zoo["gpt2-1024ctx"],
+        tmp_path / "out",
+        "--tasks",
+        f"jsonl:{f}",
+        "--prompt-file",
+        str(tmp_path / "plain.txt"),
+        "--max-tokens",
+        "600",
+    )
     check_clamped_run(run.read_samples(), n_long, 600)
     assert run.manifest().metrics["context_clamped"] >= 1
 
@@ -83,18 +106,50 @@ def test_vllm_serve_of_a_qwen3_checkpoint(zoo, tmp_path):
     model = zoo["qwen3-pad-eq-eos-nogencfg"]
     port = free_port()
     log = tmp_path / "server.log"
-    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
-           "--served-model-name", "qwen3-tiny", "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
-           "--enforce-eager"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(model),
+        "--served-model-name",
+        "qwen3-tiny",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dtype",
+        "float32",
+        "--enforce-eager",
+    ]
     with log.open("w") as fh:
         proc = subprocess.Popen(cmd, env={**os.environ, **VLLM_ENV}, stdout=fh, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}/v1"
     try:
         wait_for_http(f"{base}/models", proc, log, 600)
         for prompt in ("qwen2-boxed", "chat"):
-            res = runner.invoke(app, ["eval", "--model", "qwen3-tiny", "--backend", "openai", "--base-url", base,
-                                      "--tasks", "arith", "--limit", "4", "--max-tokens", "12", "--prompt", prompt,
-                                      "--out", str(tmp_path / prompt)])  # fmt: skip
+            res = runner.invoke(
+                app,
+                [
+                    "eval",
+                    "--model",
+                    "qwen3-tiny",
+                    "--backend",
+                    "openai",
+                    "--base-url",
+                    base,
+                    "--tasks",
+                    "arith",
+                    "--limit",
+                    "4",
+                    "--max-tokens",
+                    "12",
+                    "--prompt",
+                    prompt,
+                    "--out",
+                    str(tmp_path / prompt),
+                ],
+            )
             assert res.exit_code == 0, res.output
             (run,) = [RunDir(d) for d in (tmp_path / prompt).iterdir() if (d / "run.json").is_file()]
             rows = run.read_samples()

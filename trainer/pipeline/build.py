@@ -49,17 +49,40 @@ def build(pipe: Pipeline) -> dict[str, Any]:
         before = initial_text(sol.steps[: r["step"]])
         full_rejected = "\n".join(sol.steps)
         for ch in r["chosen"][: c.pairs_per_error]:
-            step_rows.append({"dataset": pipe.task.name, "prompt": prob.question, "initial_reason_steps": before,
-                              "chosen": ch["step"], "rejected": r["rejected"], "full_chosen": ch["full"],
-                              "full_rejected": full_rejected, "answer": prob.gold, "problem_id": prob.id,
-                              "sample_idx": sol.sample_idx, "step_index": r["step"], "locator": r["locator"],
-                              "confidence": r["confidence"], "policy": c.model})  # fmt: skip
+            step_rows.append(
+                {
+                    "dataset": pipe.task.name,
+                    "prompt": prob.question,
+                    "initial_reason_steps": before,
+                    "chosen": ch["step"],
+                    "rejected": r["rejected"],
+                    "full_chosen": ch["full"],
+                    "full_rejected": full_rejected,
+                    "answer": prob.gold,
+                    "problem_id": prob.id,
+                    "sample_idx": sol.sample_idx,
+                    "step_index": r["step"],
+                    "locator": r["locator"],
+                    "confidence": r["confidence"],
+                    "policy": c.model,
+                }
+            )
             own = correct_by_problem.get(prob.id) or []
             chosen_full = own[len(dpo_rows) % len(own)] if own else ch["full"]
-            dpo_rows.append({"dataset": pipe.task.name, "prompt": prob.question, "initial_reason_steps": "",
-                             "chosen": chosen_full, "rejected": full_rejected, "answer": prob.gold,
-                             "problem_id": prob.id, "sample_idx": sol.sample_idx,
-                             "chosen_source": "collected" if own else "rectified", "policy": c.model})  # fmt: skip
+            dpo_rows.append(
+                {
+                    "dataset": pipe.task.name,
+                    "prompt": prob.question,
+                    "initial_reason_steps": "",
+                    "chosen": chosen_full,
+                    "rejected": full_rejected,
+                    "answer": prob.gold,
+                    "problem_id": prob.id,
+                    "sample_idx": sol.sample_idx,
+                    "chosen_source": "collected" if own else "rectified",
+                    "policy": c.model,
+                }
+            )
     guard = guard_tasks(c.task, c.contamination)
     kept_s, kept_d, dropped, warnings = step_rows, dpo_rows, [], []
     if guard:
@@ -71,8 +94,10 @@ def build(pipe: Pipeline) -> dict[str, Any]:
         kept_d = [r for r in dpo_rows if not why[r["problem_id"]]]
         dropped = [{"problem_id": pid, "reason": w} for pid, w in sorted(why.items()) if w]
         if dropped:
-            pipe.console.print(f"[yellow]warning:[/] contamination guard dropped {len(dropped)} problems "
-                               f"overlapping {', '.join(guard)} (see {pipe.dir / CONTAMINATED})")  # fmt: skip
+            pipe.console.print(
+                f"[yellow]warning:[/] contamination guard dropped {len(dropped)} problems "
+                f"overlapping {', '.join(guard)} (see {pipe.dir / CONTAMINATED})"
+            )
     atomic_write_text(pipe.dir / STEP_PAIRS, _jsonl(kept_s))
     atomic_write_text(pipe.dir / DPO_PAIRS, _jsonl(kept_d))
     atomic_write_text(pipe.dir / CONTAMINATED, _jsonl(dropped))

@@ -9,8 +9,9 @@ from typing import Any
 import typer
 from rich.console import Console
 
-pairs_app = typer.Typer(help="Build Step-DPO (and DPO) pairs from your own model: collect, locate, rectify, build.",
-                        no_args_is_help=True)  # fmt: skip
+pairs_app = typer.Typer(
+    help="Build Step-DPO (and DPO) pairs from your own model: collect, locate, rectify, build.", no_args_is_help=True
+)
 console = Console()
 err = Console(stderr=True)
 
@@ -25,8 +26,9 @@ def _fail(msg: str) -> None:
     raise typer.Exit(2)
 
 
-def _run(stages: tuple[str, ...], config: Path | None, out: Path | None, model: str | None,
-         sets: list[str] | None) -> None:  # fmt: skip
+def _run(
+    stages: tuple[str, ...], config: Path | None, out: Path | None, model: str | None, sets: list[str] | None
+) -> None:
     from stepdpo_bench.runs import RunError
     from stepdpo_bench.samplers import SamplerError
     from stepdpo_bench.tasks import TaskError
@@ -101,8 +103,9 @@ def import_cmd(
     from .public import import_pairs
 
     try:
-        kept, dropped, warnings = import_pairs(source, [g for g in guard.split(",") if g.strip()],
-                                               str(data_dir) if data_dir else None, ngram)  # fmt: skip
+        kept, dropped, warnings = import_pairs(
+            source, [g for g in guard.split(",") if g.strip()], str(data_dir) if data_dir else None, ngram
+        )
     except (PairsError, PipelineError) as exc:
         _fail(str(exc))
     for w in warnings:

@@ -19,11 +19,21 @@ from .context import Pipeline
 def collect(pipe: Pipeline) -> dict[str, Any]:
     c = pipe.cfg
     req = EvalRequest(
-        model=c.model, task=c.task, data_dir=Path(c.data_dir) if c.data_dir else None, split=c.split,
-        limit=c.limit, prompt=pipe.prompt_name, sampling=pipe.sampling(c.k), out_dir=pipe.dir / "collect",
-        method="pipeline", label=f"{Path(c.model.rstrip('/')).name} (collect)", task_seed=c.task_seed,
-        question_field=c.question_field, answer_field=c.answer_field, convention=c.convention,
-    )  # fmt: skip
+        model=c.model,
+        task=c.task,
+        data_dir=Path(c.data_dir) if c.data_dir else None,
+        split=c.split,
+        limit=c.limit,
+        prompt=pipe.prompt_name,
+        sampling=pipe.sampling(c.k),
+        out_dir=pipe.dir / "collect",
+        method="pipeline",
+        label=f"{Path(c.model.rstrip('/')).name} (collect)",
+        task_seed=c.task_seed,
+        question_field=c.question_field,
+        answer_field=c.answer_field,
+        convention=c.convention,
+    )
     res = evaluate(req, pipe.policy, pipe.console)
     atomic_write_text(pipe.dir / "collect.json", json.dumps({"run_id": res.run_dir.run_id}, indent=1))
     pipe._solutions = None  # the run may have grown: read it afresh

@@ -38,6 +38,8 @@ def build_index(tasks: list[str], data_dir: str | None, n: int, task_seed: int =
         for p in t.problems:
             index.add(p.id, p.question)
     if tasks and len(warnings) == len(tasks):
-        raise PipelineError(f"contamination guard could not load any of {', '.join(tasks)}: pass data_dir "
-                            "(e.g. ../shared/data) or set `contamination: []` to build unguarded")  # fmt: skip
+        raise PipelineError(
+            f"contamination guard could not load any of {', '.join(tasks)}: pass data_dir "
+            "(e.g. ../shared/data) or set `contamination: []` to build unguarded"
+        )
     return index, warnings

@@ -22,8 +22,20 @@ from stepdpo_bench.tasks import Problem, Task, load_task
 from .config import PipelineConfig, PipelineError
 
 # settings that change what was sampled: a pipeline directory is tied to them
-IDENTITY_KEYS = ("model", "task", "split", "data_dir", "limit", "task_seed", "prompt", "k", "temperature", "top_p",
-                 "max_tokens", "seed")  # fmt: skip
+IDENTITY_KEYS = (
+    "model",
+    "task",
+    "split",
+    "data_dir",
+    "limit",
+    "task_seed",
+    "prompt",
+    "k",
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "seed",
+)
 STEP_PROMPTS = {"arith": "arith-step"}
 
 
@@ -58,8 +70,10 @@ class Pipeline:
             diff = [k for k in IDENTITY_KEYS if k in old and old[k] != now[k]]
             if diff:
                 k = diff[0]
-                raise PipelineError(f"{path}: this pipeline was built with {k}={old[k]!r}, not {now[k]!r}; "
-                                    "use a new --out directory (or restore the setting)")  # fmt: skip
+                raise PipelineError(
+                    f"{path}: this pipeline was built with {k}={old[k]!r}, not {now[k]!r}; "
+                    "use a new --out directory (or restore the setting)"
+                )
         self.dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, json.dumps({"identity": now, "config": asdict(self.cfg)}, indent=1, default=str))
 
@@ -68,8 +82,15 @@ class Pipeline:
     def task(self) -> Task:
         c = self.cfg
         data_dir = Path(c.data_dir) if c.data_dir else None
-        task = load_task(c.task, data_dir, c.split, seed=c.task_seed, question_field=c.question_field,
-                         answer_field=c.answer_field, convention=c.convention)  # fmt: skip
+        task = load_task(
+            c.task,
+            data_dir,
+            c.split,
+            seed=c.task_seed,
+            question_field=c.question_field,
+            answer_field=c.answer_field,
+            convention=c.convention,
+        )
         return task.filtered(c.limit)
 
     @cached_property
@@ -101,9 +122,14 @@ class Pipeline:
 
     def sampling(self, n: int, temperature: float | None = None, seed: int | None = None) -> SamplingParams:
         c = self.cfg
-        return SamplingParams(temperature=c.temperature if temperature is None else temperature, top_p=c.top_p,
-                              max_tokens=c.max_tokens, n=n, seed=c.seed if seed is None else seed,
-                              stop=self.template.stop)  # fmt: skip
+        return SamplingParams(
+            temperature=c.temperature if temperature is None else temperature,
+            top_p=c.top_p,
+            max_tokens=c.max_tokens,
+            n=n,
+            seed=c.seed if seed is None else seed,
+            stop=self.template.stop,
+        )
 
     # ---- the policy sampler, loaded on first use
     @property
@@ -132,8 +158,17 @@ class Pipeline:
         run = RunDir(self.collected_run())
         out = []
         for s in run.read_samples():
-            out.append(Solution(f"{s['problem_id']}#{s['sample_idx']}", s["problem_id"], int(s["sample_idx"]),
-                                list(s["steps"]), s.get("pred"), s["gold"], bool(s["correct"])))  # fmt: skip
+            out.append(
+                Solution(
+                    f"{s['problem_id']}#{s['sample_idx']}",
+                    s["problem_id"],
+                    int(s["sample_idx"]),
+                    list(s["steps"]),
+                    s.get("pred"),
+                    s["gold"],
+                    bool(s["correct"]),
+                )
+            )
         self._solutions = out
         return out
 

@@ -40,8 +40,13 @@ _MARKER = re.compile(r"^\s*(?:\*\*)?step\s*\d+\s*[:.)]\s*(?:\*\*)?\s*", re.I)
 
 def judge_prompt(problem: str, reference: str | None, gold: str, pred: str | None, steps: Sequence[str]) -> str:
     solution = "\n".join(f"Step {i}: {_MARKER.sub('', s, count=1)}" for i, s in enumerate(steps, 1))
-    return JUDGE_PROMPT.format(problem=problem, reference=reference or f"(no worked solution; the answer is {gold})",
-                               gold=gold, pred=pred, solution=solution)  # fmt: skip
+    return JUDGE_PROMPT.format(
+        problem=problem,
+        reference=reference or f"(no worked solution; the answer is {gold})",
+        gold=gold,
+        pred=pred,
+        solution=solution,
+    )
 
 
 class Judge:
@@ -49,19 +54,36 @@ class Judge:
         c = pipe.cfg
         self.pipe = pipe
         self.name = c.judge_model or ""
-        self.sampler = make_sampler("openai", self.name, base_urls=c.judge_base_urls, api_key=c.judge_api_key,
-                                    timeout=c.judge_timeout, max_retries=c.judge_retries)  # fmt: skip
+        self.sampler = make_sampler(
+            "openai",
+            self.name,
+            base_urls=c.judge_base_urls,
+            api_key=c.judge_api_key,
+            timeout=c.judge_timeout,
+            max_retries=c.judge_retries,
+        )
         self.params = SamplingParams(temperature=0.0, max_tokens=c.judge_max_tokens, n=1, seed=c.seed)
 
     def locate(self, sols: Sequence[Solution]) -> list[Location]:
         probs = self.pipe.problems
-        msgs = [[{"role": "user", "content": judge_prompt(probs[s.problem_id].question, probs[s.problem_id].reference,
-                                                          s.gold, s.pred, s.steps)}] for s in sols]  # fmt: skip
+        msgs = [
+            [
+                {
+                    "role": "user",
+                    "content": judge_prompt(
+                        probs[s.problem_id].question, probs[s.problem_id].reference, s.gold, s.pred, s.steps
+                    ),
+                }
+            ]
+            for s in sols
+        ]
         try:
             outs = self.sampler.generate(msgs, self.params)
         except SamplerError as exc:
-            raise PipelineError(f"judge {self.name!r} failed ({exc}); solutions located so far are saved, rerun "
-                                "the same command to continue") from None  # fmt: skip
+            raise PipelineError(
+                f"judge {self.name!r} failed ({exc}); solutions located so far are saved, rerun "
+                "the same command to continue"
+            ) from None
         return [read_reply(cs[0].text, len(s.steps)) for s, cs in zip(sols, outs, strict=True)]
 
     def close(self) -> None:
@@ -78,8 +100,9 @@ def read_reply(reply: str, n_steps: int) -> Location:
     if r.first_incorrect is None:
         return Location(None, 0.0, evidence, "judge", "none", 1)
     if r.first_incorrect >= n_steps:
-        return Location(None, 0.0, f"judge named step {r.first_incorrect + 1} of {n_steps}\n{evidence}", "judge",
-                        "invalid", 1)  # fmt: skip
+        return Location(
+            None, 0.0, f"judge named step {r.first_incorrect + 1} of {n_steps}\n{evidence}", "judge", "invalid", 1
+        )
     # an explicit per-step verdict is firmer than a summary line alone
     conf = 1.0 if r.verdicts.get(r.first_incorrect) == "incorrect" else 0.8
     return Location(r.first_incorrect, conf, evidence, "judge", "located", 1)

@@ -48,8 +48,11 @@ def locate(pipe: Pipeline, progress: Progress | None = None) -> dict[str, Any]:
         for name in pipe.cfg.locators:
             mine = wrong if name == pipe.cfg.primary_locator else wrong[: pipe.cfg.compare_limit]
             todo = [s for s in mine if (s.key, name) not in done]
-            tid = progress.add_task(f"locate ({name})", total=len(mine), completed=len(mine) - len(todo),
-                                    rate="") if progress else None  # fmt: skip
+            tid = (
+                progress.add_task(f"locate ({name})", total=len(mine), completed=len(mine) - len(todo), rate="")
+                if progress
+                else None
+            )
             if name == "judge" and todo and judge is None:
                 from .judge import Judge
 

@@ -13,8 +13,9 @@ from .contamination import build_index
 FIELDS = ("prompt", "initial_reason_steps", "chosen", "rejected")
 
 
-def import_pairs(source: str, guard: list[str], data_dir: str | None, ngram: int = 13
-                 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:  # fmt: skip
+def import_pairs(
+    source: str, guard: list[str], data_dir: str | None, ngram: int = 13
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
     """(kept rows, dropped rows with reasons, warnings).  Every row must have the four pair fields as text."""
     records, digest = read_pair_records(source)
     rows = []
@@ -23,11 +24,20 @@ def import_pairs(source: str, guard: list[str], data_dir: str | None, ngram: int
             v = r.get(k, "" if k == "initial_reason_steps" else None)
             if not isinstance(v, str) or (k != "initial_reason_steps" and not v.strip()):
                 raise PairsError(f"{where}: field {k!r} is missing or not text")
-        rows.append({"dataset": r.get("dataset") or Path(source).name, **{k: r.get(k) or "" for k in FIELDS},
-                     "full_chosen": r.get("full_chosen"), "full_rejected": r.get("full_rejected"),
-                     "answer": r.get("answer"), "problem_id": str(r.get("problem_id") or f"{source}#{i}"),
-                     "locator": "external", "confidence": None, "source": source,
-                     "source_sha256": digest})  # fmt: skip
+        rows.append(
+            {
+                "dataset": r.get("dataset") or Path(source).name,
+                **{k: r.get(k) or "" for k in FIELDS},
+                "full_chosen": r.get("full_chosen"),
+                "full_rejected": r.get("full_rejected"),
+                "answer": r.get("answer"),
+                "problem_id": str(r.get("problem_id") or f"{source}#{i}"),
+                "locator": "external",
+                "confidence": None,
+                "source": source,
+                "source_sha256": digest,
+            }
+        )
     if not guard:
         return rows, [], []
     index, warnings = build_index(guard, data_dir, ngram)

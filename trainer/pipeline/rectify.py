@@ -38,8 +38,13 @@ def _rectify_chunk(pipe: Pipeline, items: Sequence[tuple[Solution, dict[str, Any
         openings.append(o)
     outs = pipe.policy.generate(prompts, pipe.sampling(pipe.cfg.rectify_n, seed=pipe.cfg.seed + 7))
     conts = [[o + c.text for c in cs] for o, cs in zip(openings, outs, strict=True)]
-    grades = iter(grade_batch([t for ts in conts for t in ts], [sol.gold for (sol, _), ts in zip(items, conts,
-                              strict=True) for _ in ts], pipe.task.convention))  # fmt: skip
+    grades = iter(
+        grade_batch(
+            [t for ts in conts for t in ts],
+            [sol.gold for (sol, _), ts in zip(items, conts, strict=True) for _ in ts],
+            pipe.task.convention,
+        )
+    )
     rows = []
     for (sol, loc), ts in zip(items, conts, strict=True):
         k = loc["step"]
@@ -57,10 +62,21 @@ def _rectify_chunk(pipe: Pipeline, items: Sequence[tuple[Solution, dict[str, Any
                 continue
             seen.add(_norm(steps[0]))
             chosen.append({"step": steps[0], "full": initial_text(sol.steps[:k]) + "\n".join(steps)})
-        rows.append({"key": sol.key, "problem_id": sol.problem_id, "sample_idx": sol.sample_idx, "step": k,
-                     "locator": loc["locator"], "confidence": loc["confidence"], "rejected": rejected,
-                     "chosen": chosen, "tried": len(ts), "reached_answer": n_correct,
-                     "dropped_unverified": n_unverified})  # fmt: skip
+        rows.append(
+            {
+                "key": sol.key,
+                "problem_id": sol.problem_id,
+                "sample_idx": sol.sample_idx,
+                "step": k,
+                "locator": loc["locator"],
+                "confidence": loc["confidence"],
+                "rejected": rejected,
+                "chosen": chosen,
+                "tried": len(ts),
+                "reached_answer": n_correct,
+                "dropped_unverified": n_unverified,
+            }
+        )
     return rows
 
 

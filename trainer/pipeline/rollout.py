@@ -65,8 +65,14 @@ def rollout_locate(pipe: Pipeline, sols: Sequence[Solution], m: int, alpha: floa
             else:
                 x.hi = i
             if x.counts.get(0) == 0:
-                x.done = Location(None, 0.0, f"0/{m} continuations from the start reach the answer: the policy "
-                                  "cannot solve this problem", "rollout", "unclear", m)  # fmt: skip
+                x.done = Location(
+                    None,
+                    0.0,
+                    f"0/{m} continuations from the start reach the answer: the policy cannot solve this problem",
+                    "rollout",
+                    "unclear",
+                    m,
+                )
             elif x.hi - x.lo <= 1:
                 x.done = _conclude(x, m, alpha)
     return [x.done for x in searches if x.done is not None]
@@ -78,7 +84,9 @@ def _conclude(x: _Search, m: int, alpha: float) -> Location:
     trail = ", ".join(f"s({i})={c}/{m}" for i, c in sorted(x.counts.items()))
     p = _drop_p(k, m)
     if p > alpha:
-        return Location(None, 1 - p, f"drop at step {x.hi} not clear (p={p:.3f} > {alpha}); {trail}", "rollout",
-                        "unclear", spent)  # fmt: skip
-    return Location(x.hi - 1, 1 - p, f"solvable before step {x.hi}, not after (p={p:.3f}); {trail}", "rollout",
-                    "located", spent)  # fmt: skip
+        return Location(
+            None, 1 - p, f"drop at step {x.hi} not clear (p={p:.3f} > {alpha}); {trail}", "rollout", "unclear", spent
+        )
+    return Location(
+        x.hi - 1, 1 - p, f"solvable before step {x.hi}, not after (p={p:.3f}); {trail}", "rollout", "located", spent
+    )

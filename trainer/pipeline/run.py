@@ -41,8 +41,14 @@ def _stage(name: str) -> Callable[..., dict[str, Any]]:
 
 
 def _progress(console: Console) -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=console)  # fmt: skip
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        console=console,
+    )
 
 
 def run_stages(pipe: Pipeline, stages: Sequence[str]) -> dict[str, dict[str, Any]]:
