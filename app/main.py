@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `streamlit ru
 
 from app.data import Data, first_divergence, safe_markdown
 from stepdpo_bench.contracts import parse_link
-from stepdpo_bench.leaderboard import extraction_summary, safe_cell
+from stepdpo_bench.leaderboard import extraction_summary, safe_cell, subset_note
 from stepdpo_bench.store import StoreError
 
 PAGES = ("Leaderboard", "Compare", "Samples", "Audit", "Training")
@@ -59,6 +59,7 @@ def page_leaderboard(data: Data) -> None:
     view = pd.DataFrame(
         {
             "task": df.task,
+            "problems": [subset_note(r) or "all" for r in df.to_dict("records")],
             "tier": df.tier,
             "model": df.label,
             "method": df.method,

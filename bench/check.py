@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from stepdpo_bench.gate import judge
 from stepdpo_bench.grading import GRADER_VERSION
+from stepdpo_bench.manifest import Manifest
 from stepdpo_bench.runs import RunDir
 
 
@@ -46,14 +47,16 @@ def write_run(root: Path, name: str, correct: np.ndarray) -> RunDir:
         run.path / "samples.parquet",
     )
     run.write_manifest(
-        {
-            "run_id": name,
-            "status": "done",
-            "task": {"name": "math", "split": "test", "data_sha256": "0" * 64},
-            "prompt": {"name": "qwen2-boxed"},
-            "grader_version": GRADER_VERSION,
-            "model": {"method": "other"},
-        }
+        Manifest.from_dict(
+            {
+                "run_id": name,
+                "status": "done",
+                "task": {"name": "math", "split": "test", "data_sha256": "0" * 64},
+                "prompt": {"name": "qwen2-boxed"},
+                "grader_version": GRADER_VERSION,
+                "model": {"name_or_path": name, "method": "other"},
+            }
+        )
     )
     return run
 

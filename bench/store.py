@@ -27,6 +27,7 @@ sys.path.insert(0, str(HERE.parent))
 from app.data import Data  # noqa: E402
 from stepdpo_bench.grading import GRADER_VERSION  # noqa: E402
 from stepdpo_bench.leaderboard import leaderboard  # noqa: E402
+from stepdpo_bench.manifest import Manifest  # noqa: E402
 from stepdpo_bench.runs import RunDir  # noqa: E402
 from stepdpo_bench.store import connect, ingest  # noqa: E402
 
@@ -94,7 +95,7 @@ def synth_run(out: Path, i: int, n: int, rng: random.Random) -> None:
             "mean_tokens": 200.0,
         },
     }
-    run.write_manifest(m)
+    run.write_manifest(Manifest.from_dict(m))
 
 
 def med_ms(fn, reps: int = 7) -> float:

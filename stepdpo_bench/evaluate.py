@@ -202,19 +202,29 @@ def execute(p: EvalPlan, sampler: Sampler, console: Console | None = None) -> Ev
     todo = [q for q in task.problems if len(have.get(q.id, ())) < params.n]
     status = "resumed" if done else "new"
     manifest = _manifest(p, old)
+    default = 512 if sampler.backend == "vllm" else 128 if sampler.backend == "openai" else 32
+    chunk = (old.extra.get("chunk_size") if old else None) or req.chunk_size or default  # fixed for the run's life
+    manifest.extra["chunk_size"] = chunk
     p.run.drop_parquet()
     p.run.write_manifest(manifest)
     timings = manifest.timings
-    chunk = req.chunk_size or (512 if sampler.backend == "vllm" else 128 if sampler.backend == "openai" else 32)
     total = len(task) * params.n
+    missing = lambda q: len(have.get(q.id, ())) < params.n  # noqa: E731
     try:
         with _progress(console) as bar:
             tid = bar.add_task(
                 f"{task.name} ({sampler.backend})", total=total, completed=total - len(todo) * params.n, rate=""
             )
             tokens_here, gen_here = 0, 0.0
-            for start in range(0, len(todo), chunk):
-                batch = todo[start : start + chunk]
+            # chunk boundaries are positions in the task, so a resumed run generates each chunk exactly as an
+            # uninterrupted one did (sampling draws depend on the batch); greedy needs only the missing problems
+            for start in range(0, len(task.problems), chunk):
+                whole = task.problems[start : start + chunk]
+                batch = [q for q in whole if missing(q)]
+                if not batch:
+                    continue
+                if params.temperature > 0:
+                    batch = whole
                 t0 = time.perf_counter()
                 outs = sampler.generate([prompts[q.id] for q in batch], params)
                 t1 = time.perf_counter()
@@ -223,13 +233,15 @@ def execute(p: EvalPlan, sampler: Sampler, console: Console | None = None) -> Ev
                 )
                 t2 = time.perf_counter()
                 p.run.append_samples(records)
+                for r in records:
+                    have.setdefault(r["problem_id"], set()).add(r["sample_idx"])
                 timings.generate_s += t1 - t0
                 timings.grade_s += t2 - t1
                 new_tokens = sum(c.n_tokens for cs in outs for c in cs)
                 timings.tokens_out += new_tokens
                 tokens_here += new_tokens
                 gen_here += t1 - t0
-                bar.update(tid, advance=len(batch) * params.n, rate=f"{tokens_here / max(gen_here, 1e-9):.0f} tok/s")
+                bar.update(tid, advance=len(records), rate=f"{tokens_here / max(gen_here, 1e-9):.0f} tok/s")
     except BaseException as exc:
         timings.wall_s += time.perf_counter() - t_start
         manifest.status, manifest.updated_at = "failed", now_iso()

@@ -77,7 +77,7 @@ def _lm_eval_pairs(root: Path) -> Iterator[tuple[Path, dict[str, Any], str, Path
         try:
             res = json.loads(rf.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
-            raise ImportFormatError(f"{rf}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+            raise ImportFormatError(f"{rf}: not valid JSON ({exc.msg}, line {exc.lineno} column {exc.colno})") from None
         for key in ("results", "configs", "config"):
             if key not in res:
                 raise ImportFormatError(f"{rf}: missing field {key!r}; not an lm-eval 0.4 results file")

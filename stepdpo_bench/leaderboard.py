@@ -1,10 +1,12 @@
-"""Leaderboard queries over the index: latest finished run per (model, task, prompt, sampling), with tiers.
+"""Leaderboard queries over the index: latest finished run per (model, task, problem set, prompt, sampling), with
+tiers.  A run on a subset (``--limit``, ``--subjects``, ``--levels``) is its own row, marked as a subset in every view.
 
 Shared by ``stepdpo-bench leaderboard`` and the app, so the terminal and the browser show the same ranking.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -18,14 +20,15 @@ WITH superseded_runs AS (
 )
 SELECT run_id, label, model, method, base_model, task, prompt, backend, n, temperature, n_problems,
        accuracy, ci_lo, ci_hi, stderr, invalid_rate, truncation_rate, mean_tokens, grader_version, source,
-       created_at, tags, json_extract_string(metrics, '$.extraction') AS extraction
+       created_at, tags, json_extract_string(metrics, '$.extraction') AS extraction, subset, filters, lenient
 FROM runs
 WHERE status = 'done'
   AND run_id NOT IN (SELECT superseded FROM superseded_runs)  -- a re-graded run replaces its original
   AND (? IS NULL OR task = ?)
   AND (? IS NULL OR list_contains(tags, ?))
 QUALIFY row_number() OVER (PARTITION BY model, fingerprint, task, prompt, backend, n, temperature, max_tokens,
-                                        data_sha256, n_problems ORDER BY created_at DESC, updated_at DESC) = 1
+                                        data_sha256, problems_sha, lenient  -- a different problem set is another row
+                           ORDER BY created_at DESC, updated_at DESC) = 1
 ORDER BY task, accuracy DESC, label
 """
 
@@ -36,6 +39,8 @@ def leaderboard(con: Any, task: str | None = None, tag: str | None = None) -> li
     cur = con.execute(LEADERBOARD_SQL, [task, task, tag, tag])
     cols = [d[0] for d in cur.description]
     rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+    for r in rows:
+        r["filters"] = json.loads(r["filters"]) if isinstance(r.get("filters"), str) else r.get("filters") or {}
     by_task: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         by_task.setdefault(r["task"], []).append(r)
@@ -50,10 +55,22 @@ def leaderboard(con: Any, task: str | None = None, tag: str | None = None) -> li
     return rows
 
 
+def subset_note(row: dict[str, Any]) -> str:
+    """``subset: subjects=Geometry, limit=4`` for a run on part of a task, ``""`` for the whole task."""
+    if not row.get("subset"):
+        return ""
+    filters = row.get("filters")
+    filters = json.loads(filters) if isinstance(filters, str) else filters or {}
+    parts = [
+        f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
+        for k, v in filters.items()
+        if v not in (None, [], "")
+    ]
+    return "subset: " + ", ".join(parts) if parts else "subset"
+
+
 def extraction_summary(extraction: Any, top: int = 3) -> str:
     """``boxed 92% · last-math 5% · none 3%``: how a run's answers were found (fallbacks show up here)."""
-    import json
-
     shares = json.loads(extraction) if isinstance(extraction, str) else extraction or {}
     ranked = sorted(shares.items(), key=lambda kv: -kv[1])[:top]
     return " · ".join(f"{m} {100 * v:.0f}%" for m, v in ranked) if ranked else "-"
@@ -81,6 +98,7 @@ COLUMNS = (
     "ci_hi",
     "n_problems",
     "subset",
+    "filters",
     "n",
     "prompt",
     "source",
@@ -109,6 +127,11 @@ def _round(x: Any) -> Any:
     return round(x, 6) + 0.0 if isinstance(x, float) and x == x else x
 
 
+def _cell(x: Any) -> Any:
+    """A CSV cell: lists and mappings as JSON (``["dpo"]``, never Python's ``['dpo']``), floats rounded."""
+    return json.dumps(x) if isinstance(x, list | dict) else _round(x)
+
+
 def safe_cell(value: Any) -> Any:
     """A spreadsheet cell that cannot run: text starting with ``= + - @`` (or tab/CR) gets a leading quote, the
     OWASP defence against formula injection in CSV downloads.  Numbers are left as numbers."""
@@ -121,7 +144,6 @@ def render(rows: list[dict[str, Any]], fmt: str = "table") -> Any:
     """The leaderboard as a rich Table (``table``) or text (``csv``, ``json``, ``markdown``)."""
     import csv
     import io
-    import json
 
     from .reports import pct
 
@@ -133,11 +155,11 @@ def render(rows: list[dict[str, Any]], fmt: str = "table") -> Any:
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(COLUMNS)
-        w.writerows([[safe_cell(_round(r.get(c))) for c in COLUMNS] for r in rows])
+        w.writerows([[safe_cell(_cell(r.get(c))) for c in COLUMNS] for r in rows])
         return buf.getvalue()
     show = [
         (
-            r["task"] + (" (subset)" if r.get("subset") else ""),
+            r["task"] + (f" ({subset_note(r)})" if r.get("subset") else ""),
             str(r["tier"]),
             r["label"],
             r["method"] or "",
@@ -157,6 +179,7 @@ def render(rows: list[dict[str, Any]], fmt: str = "table") -> Any:
         lines += ["| " + " | ".join(x.replace("|", "\\|") for x in r) + " |" for r in show]
         return "\n".join(lines)
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title="Leaderboard (same tier = not significantly different)")
     for h in _HEADS:
@@ -164,5 +187,5 @@ def render(rows: list[dict[str, Any]], fmt: str = "table") -> Any:
             h, justify="right" if h in ("tier", "acc %", "95% CI %", "problems", "samples/problem") else "left"
         )
     for r in show:
-        table.add_row(*r)
+        table.add_row(*(Text(c) for c in r))  # labels and prompts are text, never markup
     return table

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from .leaderboard import extraction_summary
 
@@ -58,5 +59,5 @@ def results_table(results: Sequence[Any], title: str = "Results") -> Table:
             extraction_summary(met.get("extraction"), top=2),
             r.status,
         ]
-        table.add_row(*row)
+        table.add_row(*(Text(str(c)) for c in row))  # user text is text, never markup (a label 'x[/]')
     return table

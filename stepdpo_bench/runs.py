@@ -128,8 +128,8 @@ class RunDir:
             data = json.loads(p.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise RunError(
-                f"{p}: corrupt manifest ({exc.msg} at line {exc.lineno}); rerun the eval to rewrite it, "
-                "or delete the run directory"
+                f"{p}: corrupt manifest ({exc.msg}, line {exc.lineno} column {exc.colno}); "
+                "rerun the eval to rewrite it, or delete the run directory"
             ) from None
         except UnicodeDecodeError:
             raise RunError(f"{p}: not UTF-8 text; delete the run directory or restore the file") from None

@@ -10,16 +10,19 @@ corrupt run directory is skipped with a warning naming it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .contracts import TRAIN_CONFIG, TRAIN_LOG
 from .manifest import Manifest
 from .runs import MANIFEST, SAMPLES_PARQUET, RunDir, RunError
 
@@ -187,42 +190,122 @@ def _check_run(run: RunDir) -> Manifest:
 
 
 def ingest(results: Path, db: Path | None = None, *, log: Any = None) -> IngestReport:
-    """Index every finished run under ``results`` (and training logs under it) into ``db``."""
+    """Index every finished run under ``results`` (and training logs under it) into ``db``.
+
+    The new index is built beside the old one and swapped in with one rename, so readers (the app, ``leaderboard``)
+    never block a writer: they keep the file they opened, and their next query opens the new one.  A malformed run
+    directory or log file is skipped with a warning naming it; a failure to write the index (a full disk) leaves
+    the old index untouched and raises StoreError naming the path.
+    """
     results = Path(results)
     db = Path(db) if db else results / DEFAULT_DB
     report = IngestReport()
     if not results.is_dir():
         raise StoreError(f"{results}: no such results directory")
-    candidates = sorted(p.parent for p in results.glob(f"*/{MANIFEST}"))
+    warn = log or (lambda msg: None)
     with writer_lock(db):
-        con = connect(db)
+        known, logs_sig = _index_state(db)
+        pending = _scan_runs(results, known, report, warn)
+        logs = sorted(results.glob(f"*/{TRAIN_LOG}"))
+        if not pending and _logs_signature(logs) == logs_sig and db.exists():
+            return report  # nothing new: the index stays as it is, no copy, no swap
+        work = db.with_name(f".{db.name}.ingest")
+        _remove_index(work)
         try:
-            known = dict(con.execute("SELECT run_id, manifest_sha FROM runs").fetchall())
-            for path in candidates:
-                run = RunDir(path)
-                try:
-                    m = _check_run(run)
-                except (RunError, ValueError, KeyError, TypeError) as exc:
-                    report.skipped.append((str(path), str(exc)))
-                    if log:
-                        log(f"warning: skipped {exc}")
-                    continue
-                rid = m.run_id
-                if known.get(rid) == manifest_sha(run):
-                    report.unchanged.append(rid)
-                    continue
-                try:
-                    _load_run(con, run, m)
-                except Exception as exc:  # a corrupt parquet file must not abort the other runs
-                    report.skipped.append((str(path), f"{type(exc).__name__}: {str(exc)[:160]}"))
-                    if log:
-                        log(f"warning: skipped {path}: {type(exc).__name__}: {str(exc)[:160]}")
-                    continue
-                (report.replaced if rid in known else report.added).append(rid)
-            _load_training_logs(con, results)
-        finally:
-            con.close()
+            if db.exists():
+                shutil.copyfile(db, work)
+            con = connect(work)
+            try:
+                for run, m in pending:
+                    _load_run(con, run, m)  # inputs checked: a failure here is a write failure, and fatal
+                    (report.replaced if m.run_id in known else report.added).append(m.run_id)
+                _load_training_logs(con, logs, warn)
+                con.execute("CHECKPOINT")
+            finally:
+                con.close()
+            os.replace(work, db)
+        except Exception as exc:
+            _remove_index(work)
+            report.added.clear()
+            report.replaced.clear()
+            if isinstance(exc, StoreError):
+                raise
+            raise StoreError(
+                f"{db}: cannot write the index ({_why(exc)}); the index is unchanged — "
+                "free space or fix the folder, then rerun"
+            ) from None
     return report
+
+
+def _index_state(db: Path) -> tuple[dict[str, str], str | None]:
+    """(run id -> manifest sha, training-log signature) of the current index; empty when there is none (or it is
+    from another schema version, which the write phase rebuilds)."""
+    if not db.exists():
+        return {}, None
+    try:
+        con = connect(db, read_only=True)
+    except StoreError:
+        return {}, None
+    try:
+        row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if not row or row[0] != str(SCHEMA_VERSION):
+            return {}, None
+        known = dict(con.execute("SELECT run_id, manifest_sha FROM runs").fetchall())
+        sig = con.execute("SELECT value FROM meta WHERE key = 'training_logs'").fetchone()
+        return known, sig[0] if sig else None
+    except Exception:  # a damaged index: rebuilt from the run files
+        return {}, None
+    finally:
+        con.close()
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "No space left" in text:
+        return "No space left on device"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _remove_index(path: Path) -> None:
+    for f in (path, path.with_name(path.name + ".wal")):
+        with contextlib.suppress(FileNotFoundError):
+            f.unlink()
+
+
+def _scan_runs(results: Path, known: dict[str, str], report: IngestReport, warn: Any) -> list[tuple[RunDir, Any]]:
+    """Runs to (re)load: new or changed, finished, readable.  Malformed ones are skipped with a warning."""
+    pending = []
+    for path in sorted(p.parent for p in results.glob(f"*/{MANIFEST}")):
+        run = RunDir(path)
+        try:
+            m = _check_run(run)
+            sha = manifest_sha(run)
+        except (RunError, ValueError, OSError) as exc:
+            report.skipped.append((str(path), str(exc)))
+            warn(f"warning: skipped {exc}" if str(path) in str(exc) else f"warning: skipped {path}: {exc}")
+            continue
+        if known.get(m.run_id) == sha:
+            report.unchanged.append(m.run_id)
+            continue
+        problem = _unreadable_samples(run)
+        if problem:
+            report.skipped.append((str(path), problem))
+            warn(f"warning: skipped {path}: {problem}")
+            continue
+        pending.append((run, m))
+    return pending
+
+
+def _unreadable_samples(run: RunDir) -> str | None:
+    """Why a run's ``samples.parquet`` cannot be indexed (garbage, truncated, missing columns), or None."""
+    import pyarrow.parquet as papq
+
+    try:
+        table = papq.read_table(run.path / SAMPLES_PARQUET, columns=["problem_id", "sample_idx", "correct", "steps"])
+    except Exception as exc:  # ArrowInvalid, OSError, ...
+        return f"{SAMPLES_PARQUET} is unreadable ({_why(exc)}); regrade or rerun the eval to rewrite it"
+    del table
+    return None
 
 
 def _load_run(con: Any, run: RunDir, m: Manifest) -> None:
@@ -256,53 +339,91 @@ def _load_run(con: Any, run: RunDir, m: Manifest) -> None:
         )
         con.execute("COMMIT")
     except Exception:
-        con.execute("ROLLBACK")
+        with contextlib.suppress(Exception):  # a failed ROLLBACK must not hide why the write failed
+            con.execute("ROLLBACK")
         raise
 
 
-def _load_training_logs(con: Any, results: Path) -> None:
+def _logs_signature(logs: list[Path]) -> str | None:
+    """Size and mtime of every training log: the reload is skipped when none changed since the last ingest."""
+    if not logs:
+        return None
+    parts = []
+    for p in logs:
+        with contextlib.suppress(OSError):
+            st = p.stat()
+            parts.append(f"{p}|{st.st_size}|{st.st_mtime_ns}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _load_training_logs(con: Any, logs: list[Path], warn: Any = None) -> None:
     """Trainer logs (``*/train_log.jsonl`` with a sibling ``train_config.json``) when present."""
-    logs = sorted(results.glob("*/train_log.jsonl"))
     if not logs:
         return
-    # skip the reload when no log changed since the last ingest (size and mtime of every file)
-    sig = hashlib.sha256("\n".join(f"{p}|{p.stat().st_size}|{p.stat().st_mtime_ns}" for p in logs).encode()).hexdigest()
+    sig = _logs_signature(logs)
     row = con.execute("SELECT value FROM meta WHERE key = 'training_logs'").fetchone()
     if row and row[0] == sig:
         return
+    rows = []
+    for log in logs:
+        rows += _training_rows(log, warn or (lambda msg: None))
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute("INSERT OR REPLACE INTO meta VALUES ('training_logs', ?)", [sig])
         con.execute("DELETE FROM training_log")
-        for log in logs:
-            cfg_path = log.with_name("train_config.json")
-            method = json.loads(cfg_path.read_text()).get("method") if cfg_path.is_file() else None
-            rows = []
-            for line in log.read_text(encoding="utf-8").splitlines():
-                try:
-                    r = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a torn last line of a live training job
-                rows.append(
-                    [
-                        log.parent.name,
-                        method,
-                        r.get("step"),
-                        r.get("loss"),
-                        r.get("rewards/chosen"),
-                        r.get("rewards/rejected"),
-                        r.get("rewards/margins"),
-                        r.get("rewards/accuracies"),
-                        r.get("lr"),
-                        str(log),
-                    ]
-                )
-            if rows:
-                con.executemany(f"INSERT INTO training_log VALUES ({', '.join('?' * 10)})", rows)
+        if rows:
+            con.executemany(f"INSERT INTO training_log VALUES ({', '.join('?' * 10)})", rows)
         con.execute("COMMIT")
     except Exception:
-        con.execute("ROLLBACK")
+        with contextlib.suppress(Exception):
+            con.execute("ROLLBACK")
         raise
+
+
+_NUMERIC = ("loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies", "lr")
+
+
+def _training_rows(log: Path, warn: Any) -> list[list[Any]]:
+    """One training log's rows; a bad config, a bad line or an unreadable file is skipped with a warning naming it
+    (a torn last line of a live job silently)."""
+    method = None
+    cfg_path = log.with_name(TRAIN_CONFIG)
+    if cfg_path.is_file():
+        try:
+            cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+            method = cfg.get("method") if isinstance(cfg, dict) else None
+            if not isinstance(cfg, dict):
+                warn(f"warning: {cfg_path}: not a JSON object; its run's method is unknown")
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            warn(f"warning: {cfg_path}: unreadable ({_why(exc)}); its run's method is unknown")
+    try:
+        text = log.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        warn(f"warning: skipped {log}: unreadable ({_why(exc)})")
+        return []
+    lines = text.split("\n")
+    rows, bad = [], []
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError:
+            if lineno < len(lines) - 1 or text.endswith("\n"):
+                bad.append(lineno)  # torn last line of a live job: silent; elsewhere: a bad line
+            continue
+        numbers_ok = isinstance(r, dict) and all(r.get(k) is None or _is_number(r[k]) for k in _NUMERIC)
+        if not numbers_ok or not isinstance(r.get("step"), int) or isinstance(r.get("step"), bool):
+            bad.append(lineno)
+            continue
+        rows.append([log.parent.name, method, r["step"], *(r.get(k) for k in _NUMERIC), str(log)])
+    if bad:
+        warn(f"warning: {log}: skipped {len(bad)} malformed line(s) (line {', '.join(map(str, bad[:5]))})")
+    return rows
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
 
 
 def default_db(results: Path | None, db: Path | None) -> Path:

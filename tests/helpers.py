@@ -22,3 +22,19 @@ def same_completions(a: dict[str, RunDir], b: dict[str, RunDir]) -> tuple[int, i
             total += 1
             same += s["completion"] == other[s["problem_id"]]["completion"]
     return same, total
+
+
+def clone_run(src: Path, results: Path, label: str) -> Path:
+    """A copy of run ``src`` under ``results`` as another model's run (new run id, label and model path): a run
+    that arrives later, for the tests of readers and writers."""
+    import json
+    import shutil
+
+    dst = results / f"{label}__clone"
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.lock"))
+    m = json.loads((dst / "run.json").read_text())
+    m["run_id"] = dst.name
+    m["model"].update(label=label, name_or_path=f"/models/{label}")
+    m.pop("regraded_from", None)
+    (dst / "run.json").write_text(json.dumps(m))
+    return dst

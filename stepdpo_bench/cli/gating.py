@@ -12,16 +12,21 @@ from .common import RESULTS, app, check_method, console, fail, note, say, split,
 
 
 def _reports_writable(*paths: Path | None) -> None:
-    """Report files are written, never lost after a verdict: their folders are created (or refused) up front."""
+    """Report files are written, never lost after a verdict: their folders are created (or refused) up front.
+    Nothing else is written before the verdict, so a refused command leaves no empty report behind."""
+    import os
+
     for p in paths:
         if p is None:
             continue
+        if p.is_dir():
+            fail(f"{p}: is a folder; give a file path for the report (e.g. {p / 'report.md'})")
         try:
             p.parent.mkdir(parents=True, exist_ok=True)
-            with p.open("a"):
-                pass
         except OSError as exc:
-            fail(f"{p}: cannot write the report ({exc.strerror or exc})")
+            fail(f"{p.parent}: cannot create the report's folder ({exc.strerror or exc})")
+        if not os.access(p.parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+            fail(f"{p}: cannot write the report (permission denied)")
 
 
 @app.command()

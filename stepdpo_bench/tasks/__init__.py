@@ -60,7 +60,7 @@ def _gsm8k(i: int, rec: dict[str, Any], split: str, where: str) -> Problem:
     if isinstance(answer, list) or "####" not in str(answer):
         raise TaskError(f"{where}: field 'answer' has no '#### N' gold")
     return Problem(
-        f"gsm8k/{split}/{i}", require(rec, "question", where), extract_gold(answer, "gsm8k"), reference=str(answer)
+        f"gsm8k/{split}/{i}", require(rec, "question", where, str), extract_gold(answer, "gsm8k"), reference=str(answer)
     )
 
 
@@ -72,7 +72,7 @@ def _math(i: int, rec: dict[str, Any], split: str, where: str) -> Problem:
     pid = rec.get("unique_id") or f"math/{split}/{rec.get('idx', i)}"
     return Problem(
         str(pid),
-        require(rec, "problem", where),
+        require(rec, "problem", where, str),
         gold,
         subject=rec.get("type") or rec.get("subject"),
         level=_level(rec.get("level")),
@@ -85,7 +85,7 @@ def _odyssey(i: int, rec: dict[str, Any], split: str, where: str) -> Problem:
         key, inner = next(iter(rec.items()))
     else:
         key, inner = f"Problem_{i + 1}", rec
-    question = require(inner, "question", where)
+    question = require(inner, "question", where, str)
     question = question.split("\\end{problem}")[0].strip()
     return Problem(
         f"odyssey/{key}",
@@ -140,13 +140,13 @@ def load_jsonl_task(
     problems = []
     for i, (lineno, rec) in enumerate(read_jsonl(path)):
         where = f"{path}:{lineno}"
-        q = require(rec, question_field, where)
-        a = require(rec, answer_field, where)
+        q = require(rec, question_field, where, str)
+        a = require(rec, answer_field, where, (str, int, float))
         problems.append(
             Problem(
                 str(rec.get("id", f"{path.stem}/{i}")),
-                str(q),
-                extract_gold(a, convention),
+                q,
+                extract_gold(str(a), convention),
                 subject=rec.get("subject"),
                 level=_level(rec.get("level")),
             )

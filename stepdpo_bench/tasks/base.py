@@ -98,7 +98,16 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             yield lineno, rec
 
 
-def require(rec: dict[str, Any], key: str, where: str) -> Any:
-    if key not in rec or rec[key] is None:
+def require(rec: dict[str, Any], key: str, where: str, kind: type | tuple[type, ...] | None = None) -> Any:
+    """``rec[key]``, or TaskError naming file:line and the field: missing, null, or not of ``kind``."""
+    if key not in rec:
         raise TaskError(f"{where}: missing field {key!r} (fields present: {', '.join(sorted(rec)) or 'none'})")
-    return rec[key]
+    value = rec[key]
+    if value is None:
+        raise TaskError(f"{where}: field {key!r} is null")
+    if kind is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+        want = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+        raise TaskError(f"{where}: field {key!r} should be {want}, not {type(value).__name__}")
+    if isinstance(value, str) and not value.strip():
+        raise TaskError(f"{where}: field {key!r} is empty")
+    return value

@@ -214,3 +214,56 @@ def test_hostile_model_text_loads_nothing_and_injects_nothing(hostile_results, t
         assert outside == [], f"the page made requests outside the app: {outside}"
     finally:
         stop(proc)
+
+
+def test_new_runs_appear_while_the_app_is_open(app_results, tmp_path):
+    """The app open in a browser, three ingests in other processes: each new run shows on the next view of the
+    page, with no restart, and no ingest waits for the app."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from ..helpers import clone_run
+
+    if CHROMIUM is None:
+        _need("Debian chromium")
+    results = tmp_path / "results"
+    shutil.copytree(app_results, results, ignore=shutil.ignore_patterns("*.duckdb*"))
+    subprocess.run([sys.executable, "-m", "stepdpo_bench.cli", "ingest", str(results)], check=True, timeout=300)
+    src = next(d for d in sorted(results.iterdir()) if (d / "samples.parquet").is_file())
+    port = free_port()
+    log = tmp_path / "app.log"
+    cmd = [sys.executable, "-m", "stepdpo_bench.cli", "app", "--results", str(results), "--port", str(port)]
+    with log.open("w") as fh:
+        proc = subprocess.Popen([*cmd, "--no-ingest"], stdout=fh, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{url}/_stcore/health", proc, log, 120)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url)
+            expect(page.get_by_role("heading", name="Leaderboard")).to_be_visible(timeout=60_000)
+            _settle(page)
+            expect(page.get_by_text("late-model-0")).to_have_count(0)
+            for i in range(3):
+                clone_run(src, results, f"late-model-{i}")
+                res = subprocess.run(
+                    [sys.executable, "-m", "stepdpo_bench.cli", "ingest", str(results)],
+                    capture_output=True,
+                    text=True,
+                    timeout=300,
+                )
+                assert res.returncode == 0 and "1 added" in res.stdout, res.stdout + res.stderr
+                page.reload()
+                expect(page.get_by_role("heading", name="Leaderboard")).to_be_visible(timeout=60_000)
+                _settle(page)
+                page.get_by_label("Search model").fill("late-model")
+                page.keyboard.press("Enter")
+                _settle(page)
+                grid = page.locator('[data-testid="stDataFrame"]').first
+                expect(grid).to_be_visible(timeout=30_000)
+                for j in range(i + 1):  # the grid's accessible cells (and the chart's axis) carry the labels
+                    expect(page.get_by_text(f"late-model-{j}").first).to_be_attached(timeout=30_000)
+                expect(page.get_by_text(f"late-model-{i + 1}")).to_have_count(0)
+            browser.close()
+    finally:
+        stop(proc)

@@ -99,3 +99,26 @@ def test_leaderboard_formats_and_tiers(app_results):
     assert table.exit_code == 0 and "Leaderboard" in table.stdout and "50.0" in table.stdout
     missing = runner.invoke(app, ["leaderboard", "--db", "/nonexistent/x.duckdb"])
     assert missing.exit_code == 2 and "stepdpo-bench ingest" in missing.stderr
+
+
+def test_subset_runs_are_their_own_rows_and_marked_everywhere(tiny_ckpt, shared_data, tmp_path):
+    """Three odyssey runs of one model with the same problem count but different problem sets: all three are on
+    the board, each marked with its filters in the table, the CSV and the JSON; the app reads the same rows."""
+    out = tmp_path / "r"
+    base = ["eval", "--model", str(tiny_ckpt), "--backend", "hf", "--tasks", "odyssey", "--max-tokens", "4"]
+    base += ["--data-dir", str(shared_data), "--results", str(out), "--limit", "4"]
+    for extra in ([], ["--subjects", "Geometry"], ["--levels", "college math"]):
+        res = runner.invoke(app, [*base, *extra])
+        assert res.exit_code == 0, res.output
+    assert runner.invoke(app, ["ingest", str(out)]).exit_code == 0
+    res = runner.invoke(app, ["leaderboard", "--results", str(out), "--format", "json"])
+    rows = json.loads(res.stdout)
+    assert len(rows) == 3 and all(r["subset"] and r["n_problems"] == 4 for r in rows)
+    assert sorted(json.dumps(r["filters"], sort_keys=True) for r in rows) == sorted(
+        json.dumps(f, sort_keys=True)
+        for f in ({"limit": 4}, {"limit": 4, "subjects": ["Geometry"]}, {"limit": 4, "levels": ["college math"]})
+    )
+    table = runner.invoke(app, ["leaderboard", "--results", str(out)]).stdout
+    assert "subset: limit=4, subjects=Geometry" in table and "subset: limit=4, levels=college math" in table
+    csv_text = runner.invoke(app, ["leaderboard", "--results", str(out), "--format", "csv"]).stdout
+    assert csv_text.count('"{""limit"": 4') == 3

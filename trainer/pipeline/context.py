@@ -8,9 +8,11 @@ the trainer will tokenize it (``response_head``), so what the pipeline samples a
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TypeVar
 
 from rich.console import Console
 
@@ -20,6 +22,8 @@ from stepdpo_bench.samplers import Sampler, SamplingParams, sampler_from_options
 from stepdpo_bench.tasks import Problem, Task, load_task
 
 from .config import PipelineConfig, PipelineError
+
+T = TypeVar("T")
 
 # settings that change what was sampled: a pipeline directory is tied to them
 IDENTITY_KEYS = (
@@ -156,8 +160,10 @@ class Pipeline:
         if self._solutions is not None:
             return self._solutions
         run = RunDir(self.collected_run())
+        order = {pid: i for i, pid in enumerate(self.problems)}
         out = []
-        for s in run.read_samples():
+        samples = sorted(run.read_samples(), key=lambda s: (order.get(s["problem_id"], len(order)), s["sample_idx"]))
+        for s in samples:
             out.append(
                 Solution(
                     f"{s['problem_id']}#{s['sample_idx']}",
@@ -175,6 +181,16 @@ class Pipeline:
     def wrong_solutions(self) -> list[Solution]:
         """Graded wrong, with an answer to be wrong about and at least one step (no answer: nothing to locate)."""
         return [s for s in self.solutions() if not s.correct and s.pred is not None and s.steps]
+
+
+def aligned_chunks(items: Sequence[T], size: int, done: Callable[[T], bool]) -> Iterator[list[T]]:
+    """The chunks an uninterrupted run would process (boundaries fixed by position in ``items``), skipping those
+    already complete.  A resumed stage therefore samples each chunk with the same batch, seeds and draws as a run
+    that was never killed; the caller writes only the items not yet done."""
+    for start in range(0, len(items), size):
+        chunk = list(items[start : start + size])
+        if not all(done(x) for x in chunk):
+            yield chunk
 
 
 def initial_text(steps_before: list[str]) -> str:

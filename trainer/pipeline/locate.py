@@ -16,7 +16,7 @@ from rich.progress import Progress
 
 from stepdpo_bench.runs import append_log, read_log
 
-from .context import Pipeline, Solution
+from .context import Pipeline, Solution, aligned_chunks
 from .symbolic import Location
 from .symbolic import locate as symbolic_locate
 
@@ -57,24 +57,23 @@ def locate(pipe: Pipeline, progress: Progress | None = None) -> dict[str, Any]:
                 from .judge import Judge
 
                 judge = Judge(pipe)
-            for start in range(0, len(todo), pipe.cfg.chunk_size):
-                chunk = todo[start : start + pipe.cfg.chunk_size]
+            for chunk in aligned_chunks(mine, pipe.cfg.chunk_size, lambda s, n=name: (s.key, n) in done):
+                # the whole chunk, as an uninterrupted run would have sampled it; only what is missing is written
                 locs = _locate_chunk(pipe, name, chunk, judge)
-                append_log(
-                    path,
-                    [
-                        {
-                            "key": s.key,
-                            "problem_id": s.problem_id,
-                            "sample_idx": s.sample_idx,
-                            "n_steps": len(s.steps),
-                            **asdict(loc),
-                        }
-                        for s, loc in zip(chunk, locs, strict=True)
-                    ],
-                )
+                rows = [
+                    {
+                        "key": s.key,
+                        "problem_id": s.problem_id,
+                        "sample_idx": s.sample_idx,
+                        "n_steps": len(s.steps),
+                        **asdict(loc),
+                    }
+                    for s, loc in zip(chunk, locs, strict=True)
+                    if (s.key, name) not in done
+                ]
+                append_log(path, rows)
                 if progress and tid is not None:
-                    progress.update(tid, advance=len(chunk))
+                    progress.update(tid, advance=len(rows))
     finally:
         if judge is not None:
             judge.close()

@@ -19,7 +19,7 @@ from stepdpo_bench.grading import grade_batch
 from stepdpo_bench.runs import append_log, read_log
 from stepdpo_bench.steps import split_steps
 
-from .context import Pipeline, Solution, initial_text
+from .context import Pipeline, Solution, aligned_chunks, initial_text
 from .locate import located
 from .symbolic import check_step
 
@@ -94,11 +94,11 @@ def rectify(pipe: Pipeline, progress: Progress | None = None) -> dict[str, Any]:
     tid = None
     if progress:
         tid = progress.add_task("rectify", total=len(items), completed=len(items) - len(todo), rate="")
-    for start in range(0, len(todo), pipe.cfg.chunk_size):
-        chunk = todo[start : start + pipe.cfg.chunk_size]
-        append_log(pipe.dir / RECTIFIED, _rectify_chunk(pipe, chunk))
+    for chunk in aligned_chunks(items, pipe.cfg.chunk_size, lambda it: it[0].key in done):
+        rows = [r for r in _rectify_chunk(pipe, chunk) if r["key"] not in done]  # the chunk as first sampled
+        append_log(pipe.dir / RECTIFIED, rows)
         if progress and tid is not None:
-            progress.update(tid, advance=len(chunk))
+            progress.update(tid, advance=len(rows))
     rows = [r for k, r in rectified(pipe).items() if k in locs]
     return {
         f"errors located ({pipe.cfg.primary_locator})": len(items),
