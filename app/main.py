@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `streamlit ru
 
 from app.data import Data, first_divergence, safe_markdown
 from stepdpo_bench.contracts import parse_link
-from stepdpo_bench.leaderboard import extraction_summary, safe_cell, subset_note
+from stepdpo_bench.leaderboard import extraction_summary, safe_cell, subset_note, vs_note
 from stepdpo_bench.store import StoreError
 
 PAGES = ("Leaderboard", "Compare", "Samples", "Audit", "Training")
@@ -59,13 +59,14 @@ def page_leaderboard(data: Data) -> None:
     view = pd.DataFrame(
         {
             "task": df.task,
-            "problems": [subset_note(r) or "all" for r in df.to_dict("records")],
+            "problems": [subset_note(f) if s else "all" for f, s in zip(df.filters, df.subset, strict=True)],
             "tier": df.tier,
             "model": df.label,
             "method": df.method,
             "base model": df.base_model,
             "accuracy %": (100 * df.accuracy).round(1),
             "95% CI": [f"{_pct(lo)} – {_pct(hi)}" for lo, hi in zip(df.ci_lo, df.ci_hi, strict=True)],
+            "vs tier head": [vs_note(r) for r in df.to_dict("records")],
             "n": df.n_problems,
             "samples/problem": df.n,
             "prompt": df.prompt,
@@ -76,8 +77,9 @@ def page_leaderboard(data: Data) -> None:
     )
     st.dataframe(view, hide_index=True, use_container_width=True)
     st.caption(
-        "Same tier = not significantly different (paired test on shared problems, α = 0.05) from the best "
-        "run of the tier: do not read the order inside a tier as progress."
+        "Same tier = not significantly worse than the tier's head (paired test on shared problems, Holm-adjusted "
+        "over all pairs, α = 0.05), ranked only among runs on the same problem set: do not read the order inside "
+        "a tier as progress."
     )
     chart = df.assign(acc=100 * df.accuracy, lo=100 * df.ci_lo, hi=100 * df.ci_hi)[["label", "task", "acc", "lo", "hi"]]
     try:

@@ -2,7 +2,7 @@
 
 Each seed is a full, independent demo (model from scratch, SFT, pipeline, DPO and Step-DPO, evaluation) in
 ``OUT/seed-S``; a finished seed is reused.  Prints, per seed and pooled, SFT / DPO / Step-DPO accuracy on arith
-test with paired differences (95% CI, exact McNemar p), the pairs built and the locators' exact-step accuracy.
+test with paired differences (95% Tango CI, score-test p), the pairs built and the locators' exact-step accuracy.
 
     python bench/demo.py --seeds 0 1 2 --out results/demo-bench
 """

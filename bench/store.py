@@ -155,7 +155,7 @@ def main() -> None:
         ("re-ingest with nothing new (idempotent scan)", 1000 * noop, None),
         ("leaderboard query, all tasks, with tiers", lb_all, 300),
         ("leaderboard query, one task, with tiers", lb_task, 300),
-        ("compare query (paired diff, McNemar, subject/level breakdown)", cmp_ms, 300),
+        ("compare query (paired diff, score test, subject/level breakdown)", cmp_ms, 300),
     ]
     w = max(len(r[0]) for r in rows)
     for name, ms, goal in rows:

@@ -1,15 +1,13 @@
-"""Paired comparison of two runs on the problems both answered: difference with a CI, McNemar, fixed/broken.
+"""Paired comparison of two runs on the problems both answered: difference with a CI, the test, fixed/broken.
 
 Two checkpoints scored on the same problems are paired data: comparing their accuracies as if independent
-wastes most of the evidence.  Per problem we take each run's mean correctness (1 sample: 0/1), so the
-difference's standard error is clustered by problem automatically.  With one sample per problem the exact
-McNemar test (a binomial test on the discordant problems) gives the p-value; with several, a paired t-test on
-per-problem means.
+wastes most of the evidence.  Per problem we take each run's mean correctness (1 sample: 0/1), so everything is
+clustered by problem.  The interval and the test are ``stats.paired_difference``'s (Tango's score interval for
+0/1 scores, a paired t otherwise): the same numbers as the gate's and the tiers'.
 """
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-Z95 = 1.959963984540054
+from .stats import PairedDifference, holm_adjusted, paired_difference
 
 
 @dataclass
@@ -28,12 +26,13 @@ class Paired:
     diff: float  # b - a
     se: float
     ci95: tuple[float, float]
-    p_value: float
+    p_value: float  # two-sided, H0: no difference
     test: str
     fixed: list[str] = field(default_factory=list)  # wrong in a, right in b (ids, when known)
     broken: list[str] = field(default_factory=list)  # right in a, wrong in b
     n_fixed: int = 0
     n_broken: int = 0
+    stat: PairedDifference | None = None  # for one-sided questions at other levels (the gate)
 
     @property
     def significant(self) -> bool:
@@ -44,6 +43,13 @@ class Paired:
         return {k: getattr(self, k) for k in keys}
 
 
+def natural_key(pid: str) -> tuple:
+    """Sort key for problem ids: ``math/2`` before ``math/10`` (digits compare as numbers)."""
+    import re
+
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", pid))
+
+
 def per_problem(samples: Iterable[dict[str, Any]]) -> dict[str, float]:
     """problem_id -> mean correctness over its samples."""
     acc: dict[str, list[int]] = defaultdict(list)
@@ -52,19 +58,9 @@ def per_problem(samples: Iterable[dict[str, Any]]) -> dict[str, float]:
     return {k: sum(v) / len(v) for k, v in acc.items()}
 
 
-def mcnemar_exact(b: int, c: int) -> float:
-    """Two-sided exact McNemar p-value from the discordant counts: under H0 each discordant problem goes either
-    way with p = 1/2, and for that symmetric binomial the two-sided p is twice the smaller tail."""
-    if b + c == 0:
-        return 1.0
-    from scipy.stats import binom
-
-    return float(min(1.0, 2.0 * binom.cdf(min(b, c), b + c, 0.5)))
-
-
 def paired(a: dict[str, float], b: dict[str, float]) -> Paired:
     """Compare per-problem scores ``a`` (baseline) and ``b`` (candidate) on their common problems."""
-    common = sorted(a.keys() & b.keys())
+    common = sorted(a.keys() & b.keys(), key=natural_key)
     res = paired_arrays(np.array([a[k] for k in common], dtype=float), np.array([b[k] for k in common], dtype=float))
     res.fixed = [k for k in common if b[k] > a[k]]
     res.broken = [k for k in common if b[k] < a[k]]
@@ -73,43 +69,68 @@ def paired(a: dict[str, float], b: dict[str, float]) -> Paired:
 
 def paired_arrays(da: np.ndarray, db: np.ndarray) -> Paired:
     """The paired statistics on aligned per-problem score vectors (NaN = not answered, dropped pairwise)."""
-    keep = ~(np.isnan(da) | np.isnan(db))
-    da, db = da[keep], db[keep]
-    n = int(da.size)
-    if n == 0:
-        return Paired(0, math.nan, math.nan, math.nan, math.nan, (math.nan, math.nan), math.nan, "none")
-    d = db - da
-    mean_d = float(d.mean())
-    se = float(d.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
-    n_fixed, n_broken = int((d > 0).sum()), int((d < 0).sum())
-    if bool(np.isin(da, (0.0, 1.0)).all() and np.isin(db, (0.0, 1.0)).all()):
-        p, test = mcnemar_exact(n_fixed, n_broken), "McNemar exact"
-    elif se > 0:
-        from scipy.stats import t as student_t
-
-        p, test = float(2 * student_t.sf(abs(mean_d / se), n - 1)), "paired t"
-    else:
-        p, test = 1.0, "paired t"
-    ci = (mean_d - Z95 * se, mean_d + Z95 * se) if se == se else (math.nan, math.nan)
-    res = Paired(n, float(da.mean()), float(db.mean()), mean_d, se, ci, p, test)
-    res.n_fixed, res.n_broken = n_fixed, n_broken
-    return res
+    d = paired_difference(da, db)
+    return Paired(
+        d.n, d.acc_a, d.acc_b, d.diff, d.se, d.ci(0.025), d.p_two_sided(0.0), d.test,
+        n_fixed=d.n_fixed, n_broken=d.n_broken, stat=d,
+    )  # fmt: skip
 
 
-def tiers(order: Sequence[str], scores: np.ndarray, alpha: float = 0.05) -> dict[str, int]:
-    """Tier numbers for runs sorted best-first (``scores[i]`` = run ``order[i]``'s per-problem vector, NaN where
-    unanswered): a run starts a new tier only when it is significantly worse than the best run of the current
-    tier (paired test on common problems); otherwise it is tied with it.  Comparing with the tier's head, not the
-    neighbour, stops a chain of small non-significant steps from hiding a real gap."""
-    out: dict[str, int] = {}
-    tier, head = 0, 0
+def pairwise_p(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two-sided p-values of every pair of runs (rows of ``scores``, NaN = unanswered) and their shared problem
+    counts.  Runs with 0/1 scores use Tango's score statistic at 0 in closed form, ``(f - b) / sqrt(f + b)``,
+    from three matrix products; other pairs go through ``paired_difference``."""
+    from scipy.stats import norm
+
+    k = scores.shape[0]
+    seen = ~np.isnan(scores)
+    right = np.where(seen, np.nan_to_num(scores), 0.0)
+    wrong = np.where(seen, 1.0 - np.nan_to_num(scores), 0.0)
+    shared = seen.astype(float) @ seen.T.astype(float)
+    fixed = wrong @ right.T  # [i, j]: wrong in i, right in j
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (fixed - fixed.T) / np.sqrt(fixed + fixed.T)
+    p = np.where(fixed + fixed.T > 0, 2 * norm.sf(np.abs(np.nan_to_num(z))), 1.0)
+    binary = np.array([np.isin(r[~np.isnan(r)], (0.0, 1.0)).all() for r in scores])
+    for i in range(k):
+        for j in range(i + 1, k):
+            if not (binary[i] and binary[j]):
+                p[i, j] = p[j, i] = paired_difference(scores[i], scores[j]).p_two_sided(0.0)
+    p[shared == 0] = np.nan
+    np.fill_diagonal(p, np.nan)
+    return p, shared.astype(int)
+
+
+def tiers(order: Sequence[str], scores: np.ndarray, alpha: float = 0.05) -> dict[str, dict[str, Any]]:
+    """Tiers for runs on one problem set, sorted best-first (``scores[i]`` = run ``order[i]``'s per-problem
+    vector).  Every pair is tested and the p-values are Holm-adjusted over all pairs, so with K equally good runs
+    the chance of showing more than one tier is at most alpha.  A run starts a new tier only when it is
+    significantly worse than the head of the current tier.  Returns, per run: ``tier``, and against its tier's
+    head (or the head it left): the difference in points, the Holm-adjusted p and the problems they share."""
+    k = len(order)
+    out: dict[str, dict[str, Any]] = {}
+    if k == 0:
+        return out
+    p, shared = pairwise_p(scores)
+    iu = np.triu_indices(k, 1)
+    adj = np.full((k, k), np.nan)
+    if k > 1:
+        flat = holm_adjusted([1.0 if np.isnan(x) else float(x) for x in p[iu]])
+        adj[iu] = flat
+        adj[(iu[1], iu[0])] = flat
+    acc = np.array([np.nanmean(r) if np.any(~np.isnan(r)) else np.nan for r in scores])
+    tier, head = 1, 0
     for i, rid in enumerate(order):
-        if i > 0:
-            cmp = paired_arrays(scores[head], scores[i])
-            if cmp.n > 0 and cmp.p_value < alpha and cmp.diff < 0:
-                tier += 1
-                head = i
-        out[rid] = tier + 1
+        vs = head
+        if i > 0 and shared[head, i] > 0 and adj[head, i] <= alpha and acc[i] < acc[head]:
+            tier, head = tier + 1, i
+        out[rid] = {
+            "tier": tier,
+            "vs": order[vs] if i else None,
+            "vs_diff": float(acc[i] - acc[vs]) if i else 0.0,
+            "vs_p_holm": float(adj[vs, i]) if i else None,
+            "vs_shared": int(shared[vs, i]),
+        }
     return out
 
 

@@ -116,7 +116,12 @@ def build_identity(
     if task.name.startswith("jsonl:"):
         task_id["fields"] = [req.question_field, req.answer_field]
     return {
-        "model": {"name_or_path": model.name_or_path, "revision": model.revision, "fingerprint": model.fingerprint},
+        "model": {
+            "name_or_path": model.name_or_path,
+            "revision": model.revision,
+            "fingerprint": model.fingerprint,
+            **({"engine": model.engine} if model.engine else {}),
+        },
         "task": task_id,
         "prompt": {"name": template.name, "fingerprint": template.fingerprint()},
         "sampling": {"backend": backend, **params.to_dict()},
@@ -307,6 +312,33 @@ def _manifest(p: EvalPlan, old: Manifest | None) -> Manifest:
         identity=ident,
         timings=old.timings if old else Timings(),
     )
+
+
+def relabel(p: EvalPlan) -> list[str]:
+    """Apply the leaderboard metadata given on this command (label, method, base model, tags) to the plan's
+    finished run, which is reused rather than rerun: ``eval ... --tag main`` on a run that exists tags it.  Tags
+    are only added.  Returns what changed, for the user; the run is re-ingested because its run.json changed."""
+    m, req = p.run.manifest(), p.req
+    if m is None or not m.done:
+        return []
+    changes = []
+    if req.label and req.label != m.model.label:
+        m.model.label = req.label
+        changes.append(f"label {req.label}")
+    if req.method != "other" and req.method != m.model.method:
+        m.model.method = req.method
+        changes.append(f"method {req.method}")
+    if req.base_model and req.base_model != m.model.base_model:
+        m.model.base_model = req.base_model
+        changes.append(f"base model {req.base_model}")
+    new_tags = [t for t in req.tags if t not in m.model.tags]
+    if new_tags:
+        m.model.tags = [*m.model.tags, *new_tags]
+        changes.append("tags +" + ", +".join(new_tags))
+    if changes:
+        m.updated_at = now_iso()
+        p.run.write_manifest(m)
+    return changes
 
 
 def _trained_tag(model: str) -> dict[str, Any]:

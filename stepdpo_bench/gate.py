@@ -1,15 +1,19 @@
 """``stepdpo-bench check``: is the candidate checkpoint really worse than the baseline?
 
-A non-inferiority gate with three verdicts (never a bare threshold on a noisy number):
+A non-inferiority gate with three verdicts, both decided against the margin ``m`` (``--max-drop``):
 
-- **pass**: the (1 - alpha) CI of the paired difference (candidate - baseline) lies above ``-max_drop``;
-- **fail**: the drop is larger than ``max_drop`` *and* significantly below zero at ``alpha`` (exact McNemar for
-  one sample per problem, paired t on per-problem means otherwise: clustered by problem);
-- **inconclusive**: neither; the report gives the minimum detectable effect and roughly how many problems
-  would decide.
+- **pass**: the (1 - alpha) CI of the paired difference (candidate - baseline) lies above ``-m``: the test of
+  "drop >= m" rejects at alpha/2 one-sided;
+- **fail**: the CI lies below ``-m``: the test of "drop <= m" rejects at alpha/2 one-sided;
+- **inconclusive**: the CI contains ``-m``; the report gives the minimum detectable effect and roughly how many
+  problems would decide.
 
-With several tasks the per-task alpha is Bonferroni-corrected (alpha / k) so the family-wise false-alarm rate
-stays at alpha.  The CI comes from a seeded paired bootstrap over problems.
+So a candidate whose true drop is exactly the margin passes at most alpha/2 of the time, and one whose true
+drop is within the margin fails at most alpha/2 of the time.  The interval is ``stats.paired_difference``'s
+(Tango's score interval for one sample per problem, a paired t on per-problem means otherwise), which holds
+when few problems change.  With several tasks the per-task alpha is Bonferroni-corrected (alpha / k); a subject
+bound (``--max-subject-drop``) is tested per subject with Holm.  The stratified escalation of ``check_model`` is
+a two-look group-sequential design with O'Brien-Fleming alpha spending (``stats.two_look_tails``).
 """
 
 from __future__ import annotations
@@ -21,10 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from .compare import breakdown, paired_arrays, per_problem
+from .compare import natural_key, per_problem
 from .contracts import samples_link
 from .manifest import Manifest
 from .runs import RunDir, RunError, resolve_run
+from .stats import holm_adjusted, paired_difference, two_look_tails, z_of
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 EXIT = {PASS: 0, FAIL: 1, INCONCLUSIVE: 3}
@@ -47,15 +52,20 @@ class TaskVerdict:
     acc_candidate: float
     diff: float
     ci: tuple[float, float]
-    p_value: float
+    p_value: float  # one-sided p of the verdict's test (pass: "drop >= m"; fail: "drop <= m"); else the smaller
     test: str
-    alpha: float
+    alpha: float  # the two-sided level of ``ci`` at this look (alpha/k per task; less at an interim look)
     mde: float
     n_needed: int | None
+    p_within: float = math.nan  # H0 "drop >= margin" (small: pass)
+    p_beyond: float = math.nan  # H0 "drop <= margin" (small: fail)
+    max_drop: float = 0.01
     broken: list[str] = field(default_factory=list)
     fixed: list[str] = field(default_factory=list)
     subjects: list[dict[str, Any]] = field(default_factory=list)
     mismatches: list[str] = field(default_factory=list)
+    stages: list[dict[str, Any]] = field(default_factory=list)  # the escalation's looks: problems, level, verdict
+    problem_sets: str = ""  # how the two runs' problem sets relate, when they differ
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -130,20 +140,6 @@ def mismatches(a: Manifest, b: Manifest) -> list[str]:
     return out
 
 
-def bootstrap_ci(d: np.ndarray, alpha: float, seed: int, reps: int = 4000) -> tuple[float, float]:
-    """Percentile CI of the mean paired difference, resampling problems (chunked to bound memory)."""
-    rng = np.random.default_rng(seed)
-    n = d.size
-    means = []
-    chunk = max(1, 2_000_000 // max(n, 1))
-    for start in range(0, reps, chunk):
-        k = min(chunk, reps - start)
-        idx = rng.integers(0, n, size=(k, n))
-        means.append(d[idx].mean(axis=1))
-    m = np.concatenate(means)
-    return float(np.quantile(m, alpha / 2)), float(np.quantile(m, 1 - alpha / 2))
-
-
 def judge(
     base: RunDir,
     cand: RunDir,
@@ -154,8 +150,12 @@ def judge(
     allow_mismatch: bool = False,
     seed: int = 0,
     max_subject_drop: float | None = None,
+    tail: float | None = None,
 ) -> TaskVerdict:
-    """The gate's verdict for one task.  ``max_drop`` and ``max_subject_drop`` are fractions (0.01 = 1 point)."""
+    """The gate's verdict for one task.  ``max_drop`` and ``max_subject_drop`` are fractions (0.01 = 1 point).
+    ``tail`` is the one-sided level of each side at this look (default alpha/2; smaller at an interim look)."""
+    del seed  # the decision has no random part; kept so callers may pass their settings unchanged
+    tail = alpha / 2 if tail is None else tail
     mb, mc = _manifest(base), _manifest(cand)
     for m, run in ((mb, base), (mc, cand)):
         if not m.done:
@@ -165,77 +165,103 @@ def judge(
         raise GateError("runs are not comparable (" + "; ".join(mism) + "); pass --allow-mismatch to compare anyway")
     sb, sc = _samples(base), _samples(cand)
     pb, pc = per_problem(sb), per_problem(sc)
-    common = sorted(pb.keys() & pc.keys())
+    common = sorted(pb.keys() & pc.keys(), key=natural_key)
     if len(common) < min_problems:
-        raise GateError(f"only {len(common)} problems in common (< --min-problems {min_problems})")
-    a = np.array([pb[k] for k in common])
-    b = np.array([pc[k] for k in common])
-    res = paired_arrays(a, b)
-    lo, hi = bootstrap_ci(b - a, alpha, seed)
-    sig_drop = res.p_value < alpha and res.diff < 0
+        raise GateError(
+            f"only {len(common)} problems in common (< --min-problems {min_problems}); baseline has {len(pb)}, "
+            f"candidate {len(pc)}"
+        )
+    sets = "" if len(common) == len(pb) == len(pc) else f"{len(common)} shared of {len(pb)} (baseline) and {len(pc)}"
+    d = paired_difference(np.array([pb[k] for k in common]), np.array([pc[k] for k in common]))
+    lo, hi = d.ci(tail)
+    p_within, p_beyond = d.p_above(-max_drop), d.p_below(-max_drop)
+    level = f"{100 * (1 - 2 * tail):.4g}% CI"
     if lo > -max_drop:
-        verdict, reason = PASS, f"the {100 * (1 - alpha):g}% CI lies above -{100 * max_drop:g} points"
-    elif res.diff < -max_drop and sig_drop:
-        verdict, reason = FAIL, f"drop of {-100 * res.diff:.1f} points > {100 * max_drop:g}, p = {res.p_value:.2g}"
+        verdict, p = PASS, p_within
+        reason = f"the {level} lies above -{100 * max_drop:g} points: any drop is within the margin"
+    elif hi < -max_drop:
+        verdict, p = FAIL, p_beyond
+        reason = f"the {level} lies below -{100 * max_drop:g} points: the drop exceeds the margin"
     else:
-        verdict, reason = INCONCLUSIVE, "the data cannot tell a drop beyond the margin from noise"
-    z = _z(1 - alpha / 2)
-    mde = (z + Z_POWER) * res.se if res.se == res.se else math.nan
+        verdict, p = INCONCLUSIVE, min(p_within, p_beyond)
+        reason = f"the {level} contains -{100 * max_drop:g} points: the data cannot tell"
+    z = z_of(tail)
+    se = (hi - lo) / (2 * z) if hi == hi else math.nan  # the interval's own scale (Tango has no closed-form SE)
+    mde = (z + Z_POWER) * se if se == se else math.nan
     n_needed = None
-    if verdict == INCONCLUSIVE and res.se == res.se and res.se > 0:
-        # problems needed so that the CI half-width fits between the estimate and the margin (or the estimate
-        # clears the margin with 80% power), assuming the per-problem variance stays as observed
-        gap = abs(res.diff + max_drop)
+    if verdict == INCONCLUSIVE and se == se and se > 0:
+        # problems needed so that the interval's half-width fits between the estimate and the margin (80% power
+        # when the true difference is the estimate), assuming the per-problem variance stays as observed
+        gap = abs(d.diff + max_drop)
         if gap > 0:
-            n_needed = math.ceil(res.n * ((z + Z_POWER) * res.se / gap) ** 2)
-    subjects = _subjects(sb, sc)
+            n_needed = max(d.n + 1, math.ceil(d.n * ((z + Z_POWER) * se / gap) ** 2))
+    subjects = _subjects(sb, sc, common, max_subject_drop, tail)
     if max_subject_drop is not None and verdict != FAIL:
-        bad = [s for s in subjects if s["diff"] < -max_subject_drop and s["p_value"] < alpha]
+        bad = [s for s in subjects if s.get("beyond_bound")]
         if bad:
             verdict = FAIL
-            reason = "subject drop beyond bound: " + ", ".join(f"{s['subject']} {100 * s['diff']:+.1f}" for s in bad)
+            reason = (
+                f"subject drop beyond -{100 * max_subject_drop:g} points (Holm over {len(subjects)} subjects): "
+                + (", ".join(f"{s['subject']} {100 * s['diff']:+.1f}" for s in bad))
+            )
     return TaskVerdict(
         task=mc.task.name,
         verdict=verdict,
         reason=reason,
         baseline=base.run_id,
         candidate=cand.run_id,
-        n=res.n,
-        acc_baseline=res.acc_a,
-        acc_candidate=res.acc_b,
-        diff=res.diff,
+        n=d.n,
+        acc_baseline=d.acc_a,
+        acc_candidate=d.acc_b,
+        diff=d.diff,
         ci=(lo, hi),
-        p_value=res.p_value,
-        test=res.test,
-        alpha=alpha,
+        p_value=p,
+        test=d.test,
+        alpha=2 * tail,
         mde=mde,
         n_needed=n_needed,
+        p_within=p_within,
+        p_beyond=p_beyond,
+        max_drop=max_drop,
         broken=[k for k in common if pc[k] < pb[k]],
         fixed=[k for k in common if pc[k] > pb[k]],
         subjects=subjects,
         mismatches=mism,
+        problem_sets=sets,
     )
 
 
-def _subjects(sb: list[dict[str, Any]], sc: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [
-        {
-            "subject": r["subject"],
-            "n": r["n"],
-            "acc_baseline": r["acc_a"],
-            "acc_candidate": r["acc_b"],
-            "diff": r["diff"],
-            "p_value": r["p_value"],
-        }
-        for r in breakdown(sb, sc, "subject")
-        if r["n"]
-    ]
-
-
-def _z(q: float) -> float:
-    from scipy.stats import norm
-
-    return float(norm.ppf(q))
+def _subjects(
+    sb: list[dict[str, Any]], sc: list[dict[str, Any]], common: list[str], bound: float | None, tail: float
+) -> list[dict[str, Any]]:
+    """Per subject: the paired difference and its two-sided p; with a bound, each subject's one-sided test of
+    "drop <= bound", Holm-adjusted over the subjects (``beyond_bound`` marks the rejections)."""
+    subject = {s["problem_id"]: s.get("subject") for s in sb}
+    pb, pc = per_problem(sb), per_problem(sc)
+    groups: dict[str, list[str]] = {}
+    for k in common:
+        if subject.get(k) is not None:
+            groups.setdefault(str(subject[k]), []).append(k)
+    rows = []
+    for name, ids in sorted(groups.items()):
+        d = paired_difference(np.array([pb[k] for k in ids]), np.array([pc[k] for k in ids]))
+        rows.append(
+            {
+                "subject": name,
+                "n": d.n,
+                "acc_baseline": d.acc_a,
+                "acc_candidate": d.acc_b,
+                "diff": d.diff,
+                "p_value": d.p_two_sided(0.0),
+                **({"p_beyond_bound": d.p_below(-bound)} if bound is not None else {}),
+            }
+        )
+    if bound is not None and rows:
+        adjusted = holm_adjusted([r["p_beyond_bound"] for r in rows])
+        for r, p in zip(rows, adjusted, strict=True):
+            r["p_beyond_bound_holm"] = p
+            r["beyond_bound"] = p <= tail
+    return rows
 
 
 def overall(verdicts: list[TaskVerdict]) -> str:
@@ -247,42 +273,61 @@ def overall(verdicts: list[TaskVerdict]) -> str:
 
 
 def markdown(verdicts: list[TaskVerdict], max_drop: float, app_url: str | None = None, max_list: int = 20) -> str:
-    """A PR comment: headline, one row per task, subjects, and the problems that broke (linked into the app)."""
+    """A PR comment: headline, one row per task, the escalation's looks, subjects, and the problems that broke
+    (linked into the app)."""
     head = overall(verdicts)
     icon = {PASS: "PASS", FAIL: "FAIL", INCONCLUSIVE: "INCONCLUSIVE"}[head]
     lines = [
         f"## stepdpo-bench check: **{icon}**",
         "",
-        f"Non-inferiority margin {100 * max_drop:g} points; candidate − baseline on the problems both answered.",
+        f"Non-inferiority margin {100 * max_drop:g} points; candidate − baseline on the problems both answered. "
+        "Pass: the CI lies above −margin; fail: it lies below −margin; otherwise inconclusive.",
         "",
     ]
     if len(verdicts) > 1:
         lines += [
             f"{len(verdicts)} tasks: each tested at alpha/{len(verdicts)} (Bonferroni) so the chance of any "
-            "false alarm stays at alpha.",
+            "false verdict stays at alpha.",
             "",
         ]
     lines += [
-        "| task | verdict | baseline % | candidate % | diff pts | CI pts | p | n | MDE pts |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| task | verdict | baseline % | candidate % | diff pts | CI pts | level | p | n | MDE pts |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for v in verdicts:
         lines.append(
             f"| {v.task} | {v.verdict} | {100 * v.acc_baseline:.1f} | {100 * v.acc_candidate:.1f} | "
-            f"{100 * v.diff:+.1f} | {100 * v.ci[0]:+.1f} … {100 * v.ci[1]:+.1f} | {v.p_value:.2g} | {v.n} | "
-            f"{100 * v.mde:.1f} |"
+            f"{100 * v.diff:+.1f} | {100 * v.ci[0]:+.1f} … {100 * v.ci[1]:+.1f} | {100 * (1 - v.alpha):.4g}% | "
+            f"{v.p_value:.2g} | {v.n} | {100 * v.mde:.1f} |"
         )
     for v in verdicts:
         lines += ["", f"### {v.task}: {v.verdict} — {v.reason}"]
+        if v.stages:
+            lines.append(
+                "Escalation (two looks, alpha spending): "
+                + "; ".join(
+                    f"look {i + 1} on {st['problems']} problems at one-sided level {st['tail']:.3g} -> {st['verdict']}"
+                    for i, st in enumerate(v.stages)
+                )
+            )
+        if v.problem_sets:
+            lines.append(f"Problem sets differ: compared on {v.problem_sets} (candidate).")
         if v.verdict == INCONCLUSIVE and v.n_needed:
             lines.append(f"About {v.n_needed} problems (now {v.n}) would decide at this effect size.")
         if v.mismatches:
             lines.append("Compared despite mismatches: " + "; ".join(v.mismatches))
         if v.subjects:
-            lines += ["", "| subject | n | baseline % | candidate % | diff pts | p |", "|---|---|---|---|---|---|"]
+            bound = any("p_beyond_bound_holm" in s for s in v.subjects)
+            lines += [
+                "",
+                "| subject | n | baseline % | candidate % | diff pts | p |"
+                + (" p beyond bound (Holm) |" if bound else ""),
+                "|---|---|---|---|---|---|" + ("---|" if bound else ""),
+            ]
             lines += [
                 f"| {s['subject']} | {s['n']} | {100 * s['acc_baseline']:.1f} | {100 * s['acc_candidate']:.1f} "
                 f"| {100 * s['diff']:+.1f} | {s['p_value']:.2g} |"
+                + (f" {s['p_beyond_bound_holm']:.2g} |" if bound else "")
                 for s in v.subjects
             ]
         if v.broken:
@@ -320,7 +365,9 @@ def junit(verdicts: list[TaskVerdict]) -> str:
 
 
 def stratified_ids(samples: list[dict[str, Any]], n: int, seed: int = 0) -> list[str]:
-    """About ``n`` problem ids drawn proportionally from every (subject, level) stratum, at least one each."""
+    """Exactly ``min(n, problems)`` problem ids, drawn from every (subject, level) stratum in proportion to its size
+    (largest-remainder apportionment; ties and the draw within a stratum are seeded).  With fewer than one
+    problem per stratum to give, the strata with the largest shares get one each."""
     strata: dict[tuple[Any, Any], list[str]] = {}
     seen = set()
     for s in samples:
@@ -329,11 +376,17 @@ def stratified_ids(samples: list[dict[str, Any]], n: int, seed: int = 0) -> list
         seen.add(s["problem_id"])
         strata.setdefault((s.get("subject"), s.get("level")), []).append(s["problem_id"])
     total = len(seen)
+    if n >= total:
+        return sorted(seen)
     rng = np.random.default_rng(seed)
+    groups = [sorted(ids) for _key, ids in sorted(strata.items(), key=lambda kv: str(kv[0]))]
+    quota = np.array([n * len(g) / total for g in groups])
+    take = np.floor(quota).astype(int)
+    order = np.lexsort((rng.random(len(groups)), -(quota - take)))  # largest remainder first, seeded ties
+    take[order[: n - int(take.sum())]] += 1
     out: list[str] = []
-    for _key, ids in sorted(strata.items(), key=lambda kv: str(kv[0])):
-        k = max(1, round(n * len(ids) / total))
-        out += list(rng.choice(sorted(ids), size=min(k, len(ids)), replace=False))
+    for ids, k in zip(groups, take, strict=True):
+        out += list(rng.choice(ids, size=int(k), replace=False)) if k else []
     return sorted(out)
 
 
@@ -384,6 +437,7 @@ class CheckSettings:
     allow_mismatch: bool = False
     seed: int = 0
     max_subject_drop: float | None = None
+    spending: str = "pocock"  # the escalation's alpha spending: pocock | obrien-fleming
 
     def for_tasks(self, k: int) -> dict[str, Any]:
         """Keyword arguments of ``judge`` for one of ``k`` tasks (alpha split: Bonferroni)."""
@@ -443,7 +497,11 @@ def check_model(
             stages = [stratified_ids(samples, subset, settings.seed)] if subset and subset < len(all_ids) else []
             stages.append(all_ids)
             kw = settings.for_tasks(len(tasks))
-            for ids in stages:
+            # two looks with alpha spending: the interim's level and the final's add up to the one-sided alpha/2
+            t1 = len(stages[0]) / len(all_ids)
+            tails = two_look_tails(t1, kw["alpha"] / 2, settings.spending) if len(stages) > 1 else None
+            looks: list[dict[str, Any]] = []
+            for i, ids in enumerate(stages):
                 req = EvalRequest(
                     model=model,
                     task=bm.task.name,
@@ -456,10 +514,19 @@ def check_model(
                     task_seed=(bm.task.meta or {}).get("seed", 0),
                 )
                 res = evaluate(req, sampler)
-                verdict = judge(base, res.run_dir, **{**kw, "min_problems": min(kw["min_problems"], len(ids))})
-                log(f"{bm.task.name}: {len(ids)} problems -> {verdict.verdict}")
+                interim = i < len(stages) - 1
+                verdict = judge(
+                    base,
+                    res.run_dir,
+                    **{**kw, "min_problems": 1 if interim else kw["min_problems"]},
+                    tail=tails[i] if tails else None,
+                )
+                looks.append({"problems": len(ids), "tail": verdict.alpha / 2, "verdict": verdict.verdict})
+                level = f"one-sided level {verdict.alpha / 2:.3g}"
+                log(f"{bm.task.name}: look {i + 1}, {len(ids)} problems, {level} -> {verdict.verdict}")
                 if verdict.verdict != INCONCLUSIVE:
-                    break  # the subset decided: the full set is not needed
+                    break  # the interim look decided: the full set is not needed
+            verdict.stages = looks if len(stages) > 1 else []
             verdicts.append(verdict)
     finally:
         sampler.close()

@@ -20,7 +20,8 @@ WITH superseded_runs AS (
 )
 SELECT run_id, label, model, method, base_model, task, prompt, backend, n, temperature, n_problems,
        accuracy, ci_lo, ci_hi, stderr, invalid_rate, truncation_rate, mean_tokens, grader_version, source,
-       created_at, tags, json_extract_string(metrics, '$.extraction') AS extraction, subset, filters, lenient
+       created_at, tags, json_extract_string(metrics, '$.extraction') AS extraction, subset, filters, lenient,
+       data_sha256, problems_sha
 FROM runs
 WHERE status = 'done'
   AND run_id NOT IN (SELECT superseded FROM superseded_runs)  -- a re-graded run replaces its original
@@ -29,44 +30,45 @@ WHERE status = 'done'
 QUALIFY row_number() OVER (PARTITION BY model, fingerprint, task, prompt, backend, n, temperature, max_tokens,
                                         data_sha256, problems_sha, lenient  -- a different problem set is another row
                            ORDER BY created_at DESC, updated_at DESC) = 1
-ORDER BY task, accuracy DESC, label
+ORDER BY task, subset, n_problems DESC, problems_sha, accuracy DESC, label
 """
 
 
 def leaderboard(con: Any, task: str | None = None, tag: str | None = None) -> list[dict[str, Any]]:
-    """Rows best-first within each task, each with a ``tier``: runs not significantly worse (paired, on the
-    problems they share) than the best run of the current tier share its tier."""
+    """Rows best-first within each task and problem set, each with a ``tier`` that is ranked only among runs on
+    the same problem set (same data, same problem ids): a subset run is tiered with the runs on its subset.
+    ``vs_*`` fields say what the tier rests on: the difference to the head the run was compared with, the
+    Holm-adjusted p and the number of shared problems."""
     cur = con.execute(LEADERBOARD_SQL, [task, task, tag, tag])
     cols = [d[0] for d in cur.description]
     rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
     for r in rows:
         r["filters"] = json.loads(r["filters"]) if isinstance(r.get("filters"), str) else r.get("filters") or {}
-    by_task: dict[str, list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for r in rows:
-        by_task.setdefault(r["task"], []).append(r)
+        groups.setdefault((r["task"], r["data_sha256"] or "", r["problems_sha"] or r["run_id"]), []).append(r)
     all_ids = [r["run_id"] for r in rows]
     matrix = score_matrix(con, all_ids)  # one scan of the samples for every task
     position = {rid: i for i, rid in enumerate(all_ids)}
-    for task_rows in by_task.values():
-        ids = [r["run_id"] for r in task_rows]
+    for group_rows in groups.values():
+        group_rows.sort(key=lambda r: -(r["accuracy"] if r["accuracy"] is not None else -1))
+        ids = [r["run_id"] for r in group_rows]
         t = tiers(ids, matrix[[position[i] for i in ids]])
-        for r in task_rows:
-            r["tier"] = t[r["run_id"]]
-    return rows
+        for r in group_rows:
+            r.update(t[r["run_id"]])
+    order = {id(r): i for i, r in enumerate(r for g in groups.values() for r in g)}
+    return sorted(rows, key=lambda r: order[id(r)])
 
 
-def subset_note(row: dict[str, Any]) -> str:
-    """``subset: subjects=Geometry, limit=4`` for a run on part of a task, ``""`` for the whole task."""
-    if not row.get("subset"):
-        return ""
-    filters = row.get("filters")
+def subset_note(filters: dict[str, Any] | str | None) -> str:
+    """``subset: subjects=Geometry, limit=4`` for a run on part of a task (its filters), ``""`` for the whole task."""
     filters = json.loads(filters) if isinstance(filters, str) else filters or {}
     parts = [
         f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
         for k, v in filters.items()
         if v not in (None, [], "")
     ]
-    return "subset: " + ", ".join(parts) if parts else "subset"
+    return "subset: " + ", ".join(parts) if parts else ""
 
 
 def extraction_summary(extraction: Any, top: int = 3) -> str:
@@ -103,6 +105,10 @@ COLUMNS = (
     "prompt",
     "source",
     "tags",
+    "vs",
+    "vs_diff",
+    "vs_p_holm",
+    "vs_shared",
     "created_at",
     "run_id",
 )
@@ -114,12 +120,23 @@ _HEADS = (
     "base",
     "acc %",
     "95% CI %",
+    "vs tier head",
     "problems",
     "samples/problem",
     "prompt",
     "source",
     "date",
 )
+
+
+def vs_note(r: dict[str, Any]) -> str:
+    """``-1.2 pts, p 0.41 (Holm), 500 shared``: what a row's tier rests on (empty for a problem set's best run)."""
+    if not r.get("vs"):
+        return ""
+    p = r.get("vs_p_holm")
+    return (
+        f"{100 * r['vs_diff']:+.1f} pts, p {p:.2g} (Holm), {r['vs_shared']} shared" if p == p else "no shared problems"
+    )
 
 
 def _round(x: Any) -> Any:
@@ -159,13 +176,14 @@ def render(rows: list[dict[str, Any]], fmt: str = "table") -> Any:
         return buf.getvalue()
     show = [
         (
-            r["task"] + (f" ({subset_note(r)})" if r.get("subset") else ""),
+            r["task"] + (f" ({subset_note(r['filters'])})" if r.get("subset") else ""),
             str(r["tier"]),
             r["label"],
             r["method"] or "",
             r["base_model"] or "",
             pct(r["accuracy"]),
             f"{pct(r['ci_lo'])}–{pct(r['ci_hi'])}",
+            vs_note(r),
             str(r["n_problems"]),
             str(r["n"]),
             r["prompt"] or "",
@@ -181,10 +199,16 @@ def render(rows: list[dict[str, Any]], fmt: str = "table") -> Any:
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title="Leaderboard (same tier = not significantly different)")
+    table = Table(
+        title="Leaderboard (same tier = not significantly worse than the tier's head; Holm over all pairs; "
+        "ranked within each problem set)"
+    )
     for h in _HEADS:
         table.add_column(
-            h, justify="right" if h in ("tier", "acc %", "95% CI %", "problems", "samples/problem") else "left"
+            h,
+            justify="right"
+            if h in ("tier", "acc %", "95% CI %", "vs tier head", "problems", "samples/problem")
+            else "left",
         )
     for r in show:
         table.add_row(*(Text(c) for c in r))  # labels and prompts are text, never markup

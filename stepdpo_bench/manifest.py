@@ -14,6 +14,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from .tasks.base import json_kind
+
 
 class ManifestError(ValueError):
     """A manifest whose shape is wrong: the message names the field."""
@@ -29,6 +31,7 @@ class ModelInfo:
     base_model: str | None = None
     tags: list[str] = field(default_factory=list)  # free-form (--tag main), searchable on the leaderboard
     extra: dict[str, Any] = field(default_factory=dict)
+    engine: dict[str, Any] = field(default_factory=dict)  # dtype / context cap when not the defaults
 
     @property
     def display(self) -> str:
@@ -129,7 +132,7 @@ class Manifest:
     @classmethod
     def from_dict(cls, data: Any, where: str = "run.json") -> Manifest:
         if not isinstance(data, dict):
-            raise ManifestError(f"{where}: expected a JSON object, got {type(data).__name__}")
+            raise ManifestError(f"{where}: expected a JSON object, got {json_kind(data)}")
         data = dict(data)
         flat_version = data.pop("grader_version", None)
         grader = data.get("grader")

@@ -18,7 +18,13 @@ TRUNCATED = ("length", "context")  # cut by --max-tokens, or by the model's cont
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k (Chen et al. 2021): 1 - C(n-c, k) / C(n, k), computed stably."""
+    """Unbiased pass@k (Chen et al. 2021): 1 - C(n-c, k) / C(n, k), computed stably.  Needs k <= n."""
+    if not 0 < k <= n or not 0 <= c <= n:
+        raise ValueError(
+            f"pass@k needs 0 < k <= n and 0 <= c <= n (k = {k} > n = {n})"
+            if k > n
+            else f"pass@k needs 0 < k <= n and 0 <= c <= n (got n={n}, c={c}, k={k})"
+        )
     if n - c < k:
         return 1.0
     return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
@@ -124,8 +130,9 @@ def compute_metrics(
     n = min((len(ss) for ss in by_problem.values()), default=0)
     if n > 1:
         eq = same or (lambda a, b: a == b)
+        # each problem's own n (a problem with more samples is estimated from all of them); k up to the smallest n
         out["pass@k"] = {
-            str(k): mean(pass_at_k(n, sum(bool(s["correct"]) for s in ss[:n]), k) for ss in by_problem.values())
+            str(k): mean(pass_at_k(len(ss), sum(bool(s["correct"]) for s in ss), k) for ss in by_problem.values())
             for k in _ks(n)
         }
         out["maj@k"] = {

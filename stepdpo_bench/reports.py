@@ -8,7 +8,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from .leaderboard import extraction_summary
+from .leaderboard import extraction_summary, subset_note
 
 
 def pct(x: float | None) -> str:
@@ -43,7 +43,7 @@ def results_table(results: Sequence[Any], title: str = "Results") -> Table:
         met = m.metrics
         lo, hi = met.get("ci95") or [None, None]
         row = [
-            m.task.name + (" (subset)" if m.task.subset else ""),
+            m.task.name + (f" ({subset_note(m.task.filters)})" if m.task.subset else ""),
             m.model.display,
             str(met.get("n_problems")),
             str(m.sampling.n),
@@ -60,4 +60,32 @@ def results_table(results: Sequence[Any], title: str = "Results") -> Table:
             r.status,
         ]
         table.add_row(*(Text(str(c)) for c in row))  # user text is text, never markup (a label 'x[/]')
+    return table
+
+
+def plan_table(plans: Sequence[Any]) -> Table:
+    """``eval --dry-run``: per task, what would be scored and where, and whether the run is new, resumed or
+    reused, all known before any model loads."""
+    table = Table(title="Plan (nothing generated)")
+    for col in ("task", "problems", "samples/problem", "prompt", "run", "state"):
+        table.add_column(col, justify="right" if col in ("problems", "samples/problem") else "left")
+    for p in plans:
+        m = p.run.manifest()
+        if m is not None and m.done:
+            state = "finished: reused"
+        elif p.run.path.exists():
+            have = len({(s["problem_id"], s["sample_idx"]) for s in p.run.read_samples()})
+            state = f"resume: {have} of {len(p.task) * p.params.n} samples done"
+        else:
+            state = "new"
+        sub = subset_note(p.req.filters)
+        row = [
+            p.task.name + (f" ({sub})" if sub else ""),
+            str(len(p.task)),
+            str(p.params.n),
+            p.template.name,
+            str(p.run.path),
+            state,
+        ]
+        table.add_row(*(Text(c) for c in row))
     return table

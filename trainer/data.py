@@ -24,6 +24,7 @@ from typing import Any
 
 from stepdpo_bench.checkpoints import encode_completion, encode_prompt
 from stepdpo_bench.prompts import get_template, response_head
+from stepdpo_bench.tasks.base import json_kind
 
 METHODS = ("step-dpo", "dpo")
 
@@ -76,7 +77,7 @@ def read_pair_records(source: str) -> tuple[list[tuple[str, dict[str, Any]]], st
         records = [(f"{source}[{i}]", r) for i, r in enumerate(rows)]
     for where, r in records:
         if not isinstance(r, dict):
-            raise PairsError(f"{where}: expected a JSON object, got {type(r).__name__}")
+            raise PairsError(f"{where}: expected a JSON object, got {json_kind(r)}")
     return records, digest
 
 

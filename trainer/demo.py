@@ -244,7 +244,7 @@ def evaluate_all(cfg: DemoConfig, models: dict[str, Path], console: Console) -> 
 def compare_table(runs: dict[str, dict[str, Any]]) -> tuple[Table, list[dict[str, Any]]]:
     from stepdpo_bench.compare import paired, per_problem
 
-    t = Table(title="Paired comparisons on arith test (same problems; exact McNemar test)")
+    t = Table(title="Paired comparisons on arith test (same problems; Tango score interval and test)")
     for h in ("baseline", "candidate", "acc A %", "acc B %", "diff (pts)", "95% CI", "p", "fixed", "broken"):
         t.add_column(h, justify="left" if h in ("baseline", "candidate") else "right")
     rows = []

@@ -58,13 +58,16 @@ def eval_cmd(
     label: str = typer.Option(None, help="Display name on the leaderboard."),
     base_model: str = typer.Option(None, "--base-model", help="What this checkpoint was trained from."),
     chunk_size: int = typer.Option(None, "--chunk-size", help="Prompts per checkpointed chunk."),
-    question_field: str = typer.Option("question", "--question-field", help="jsonl:PATH question field."),
-    answer_field: str = typer.Option("answer", "--answer-field", help="jsonl:PATH gold answer field."),
-    convention: str = typer.Option("math", help="jsonl:PATH answer convention: math, gsm8k, odyssey, arith."),
+    question_field: str = typer.Option(None, "--question-field", help="jsonl:PATH question field (question)."),
+    answer_field: str = typer.Option(None, "--answer-field", help="jsonl:PATH gold answer field (answer)."),
+    convention: str = typer.Option(None, help="jsonl:PATH answer convention: math (default), gsm8k, odyssey, arith."),
     lenient_grading: bool = typer.Option(
         False,
         "--lenient-grading",
         help="Grader 1.x rounding rule: any correctly rounded decimal matches an exact gold (recorded in the run).",
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print what would run (problems, run id, new/resume/reuse) and exit; loads no model."
     ),
     sampler: Any = None,
 ) -> None:
@@ -73,23 +76,29 @@ def eval_cmd(
     from ..evaluate import EvalRequest, execute, finished, plan
     from ..grading import TASKS
     from ..prompts import PromptError
-    from ..reports import results_table
+    from ..reports import plan_table, results_table
     from ..runs import RunError
     from ..samplers import SamplerError, SamplingParams, identity_for, sampler_from_options
     from ..tasks import TaskError
 
     check_method(method)
     _check_sampling(limit, n, max_tokens, temperature, top_p, chunk_size)
-    if convention not in TASKS:
+    if convention is not None and convention not in TASKS:
         fail(f"--convention {convention!r}: choose from {', '.join(TASKS)}")
     if prompt_file is not None and prompt is not None:
         fail("give --prompt or --prompt-file, not both (a prompt file is plain text; chat prompts use --prompt chat)")
     task_list = split(tasks) or fail("--tasks is empty")
+    jsonl_only = {"--convention": convention, "--question-field": question_field, "--answer-field": answer_field}
+    given = [name for name, value in jsonl_only.items() if value is not None]
+    if given and not any(t.startswith("jsonl:") for t in task_list):
+        fail(
+            f"{' and '.join(given)} apply to jsonl:PATH tasks only; built-in tasks have their own fields and convention"
+        )
     try:
         backend = sampler.check()
         if backend != "openai":
             inspect(model)  # a broken checkpoint is refused here, before anything else
-        who = identity_for(backend, model, sampler.revision)
+        who = identity_for(backend, model, sampler)
         params = SamplingParams(temperature, top_p, max_tokens, n, seed, tuple(stop or ()))
         plans = [
             plan(
@@ -110,9 +119,9 @@ def eval_cmd(
                     base_model=base_model,
                     tags=list(tag or []),
                     chunk_size=chunk_size,
-                    question_field=question_field,
-                    answer_field=answer_field,
-                    convention=convention,
+                    question_field=question_field or "question",
+                    answer_field=answer_field or "answer",
+                    convention=convention or "math",
                     lenient_grading=lenient_grading,
                 ),
                 backend,
@@ -122,6 +131,16 @@ def eval_cmd(
         ]
     except (TaskError, PromptError, SamplerError, CheckpointError, RunError) as exc:
         fail(str(exc))
+    for p in plans:
+        skipped = p.task.meta.get("skipped_no_gold") or []
+        if skipped:
+            note(
+                f"{p.task.name} ({p.task.split}): skipped {len(skipped)} record(s) with no gold answer: "
+                + ", ".join(skipped[:3])
+            )
+    if dry_run:
+        console.print(plan_table(plans))
+        return
     done: list[Any] = []
     current = None
     with ExitStack() as locks:
@@ -153,8 +172,11 @@ def eval_cmd(
 
 
 def _reused(p: Any) -> Any:
-    from ..evaluate import EvalResult, finished
+    from ..evaluate import EvalResult, finished, relabel
 
+    changes = relabel(p)
+    if changes:
+        note(f"{p.task.name}: finished run reused, now with {'; '.join(changes)}")
     return EvalResult(p.run, finished(p), "reused")
 
 

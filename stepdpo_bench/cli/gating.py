@@ -42,13 +42,18 @@ def check(
     max_subject_drop: float = typer.Option(None, "--max-subject-drop", help="Also fail on a subject drop (points)."),
     allow_mismatch: bool = typer.Option(False, "--allow-mismatch", help="Compare despite prompt/data/grader drift."),
     inconclusive_ok: bool = typer.Option(False, "--inconclusive-ok", help="Exit 0 instead of 3 when inconclusive."),
-    seed: int = typer.Option(0, help="Bootstrap seed."),
+    seed: int = typer.Option(0, help="Seed of the stratified subset draw."),
     markdown_out: Path = typer.Option(None, "--markdown", help="Write the PR-comment report here."),
     json_out: Path = typer.Option(None, "--json", help="Write the machine-readable report here."),
     junit_out: Path = typer.Option(None, "--junit", help="Write JUnit XML here."),
     app_url: str = typer.Option(None, "--app-url", help="Link broken problems into the app at this URL."),
     candidate_model: str = typer.Option(None, "--candidate-model", help="Evaluate this checkpoint as the candidate."),
-    stratified_subset: int = typer.Option(None, "--stratified-subset", help="First score N stratified problems."),
+    stratified_subset: int = typer.Option(
+        None, "--stratified-subset", help="First look at N stratified problems; the full set only if undecided."
+    ),
+    spending: str = typer.Option(
+        "pocock", "--spending", help="Alpha spending of the two looks: pocock (early) | obrien-fleming (late)."
+    ),
     data_dir: Path = typer.Option(None, "--data-dir", help="For --candidate-model: local task data."),
     sampler: Any = None,
 ) -> None:
@@ -71,6 +76,8 @@ def check(
         fail(f"--min-problems must be at least 1, not {min_problems}")
     if max_subject_drop is not None and max_subject_drop < 0:
         fail(f"--max-subject-drop must be 0 or more points, not {max_subject_drop:g}")
+    if spending not in ("pocock", "obrien-fleming"):
+        fail(f"--spending {spending!r}: choose pocock or obrien-fleming")
     if stratified_subset is not None and stratified_subset < 1:
         fail(f"--stratified-subset must be at least 1, not {stratified_subset}")
     _reports_writable(markdown_out, json_out, junit_out)
@@ -81,6 +88,7 @@ def check(
         allow_mismatch,
         seed,
         None if max_subject_drop is None else max_subject_drop / 100,
+        spending,
     )
     tasks: list[str | None] = list(split(task) or [None])
     try:
@@ -100,9 +108,11 @@ def check(
         console.print(f"[{color}]{v.verdict.upper()}[/]", end=" ", highlight=False)
         say(
             f"{v.task}: {100 * v.acc_baseline:.1f}% -> {100 * v.acc_candidate:.1f}% ({100 * v.diff:+.1f} pts, "
-            f"{100 * (1 - v.alpha):g}% CI {100 * v.ci[0]:+.1f}..{100 * v.ci[1]:+.1f}, p={v.p_value:.2g}, n={v.n}, "
-            f"MDE {100 * v.mde:.1f} pts) — {v.reason}"
+            f"{100 * (1 - v.alpha):.4g}% CI {100 * v.ci[0]:+.1f}..{100 * v.ci[1]:+.1f}, p={v.p_value:.2g}, "
+            f"n={v.n}, MDE {100 * v.mde:.1f} pts) — {v.reason}"
         )
+        if v.problem_sets:
+            say(f"  problem sets differ: compared on {v.problem_sets} (candidate)")
         if v.verdict == gate.INCONCLUSIVE and v.n_needed:
             say(f"  about {v.n_needed} problems would decide (now {v.n})")
     if markdown_out:

@@ -59,13 +59,16 @@ def make_sampler(backend: str, model: str, **kwargs: Any) -> Sampler:
     raise SamplerError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
 
 
-def identity_for(backend: str, model: str, revision: str | None = None) -> ModelIdentity:
-    """Who will generate, known before any model loads (so a run can be planned and locked first)."""
+def identity_for(backend: str, model: str, opts: SamplerOptions | None = None) -> ModelIdentity:
+    """Who will generate, known before any model loads (so a run can be planned and locked first); the same
+    identity the built sampler reports."""
     if backend == "openai":
         return ModelIdentity(model, None, None, {"served": True})
-    from .identity import model_identity
+    from .identity import engine_identity, model_identity
 
-    return model_identity(model, revision)
+    opts = opts or SamplerOptions()
+    cap = opts.max_model_len if backend == "vllm" else None
+    return model_identity(model, opts.revision, engine_identity(opts.dtype, cap))
 
 
 def sampler_from_options(model: str, opts: SamplerOptions, seed: int = 0) -> Sampler:

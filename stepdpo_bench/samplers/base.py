@@ -44,6 +44,7 @@ class ModelIdentity:
     revision: str | None = None
     fingerprint: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    engine: dict[str, Any] = field(default_factory=dict)  # engine settings that change samples (engine_identity)
 
 
 class Sampler(Protocol):

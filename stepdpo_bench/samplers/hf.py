@@ -17,7 +17,7 @@ from typing import Any
 from .. import checkpoints
 from ..prompts import Prompt
 from .base import Completion, ModelIdentity, SamplerError, SamplingParams, truncate_at_stop
-from .identity import model_identity
+from .identity import engine_identity, model_identity
 
 
 class HFSampler:
@@ -41,6 +41,7 @@ class HFSampler:
         self.model_name = model
         self.revision = revision
         self.batch_size = batch_size
+        self.dtype = dtype
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         torch_dtype: Any = "auto" if dtype == "auto" else getattr(torch, dtype, None)
         if torch_dtype is None:
@@ -55,7 +56,7 @@ class HFSampler:
         self._stop_cache: dict[tuple[str, ...], Any] = {}
 
     def identity(self) -> ModelIdentity:
-        return model_identity(self.model_name, self.revision)
+        return model_identity(self.model_name, self.revision, engine_identity(self.dtype))
 
     def encode(self, prompt: Prompt) -> list[int]:
         """The ids this sampler sends for ``prompt`` (the trainer scores the same ids: ``encode_prompt``)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 from .base import ModelIdentity
 
@@ -47,8 +48,29 @@ def is_local(model: str) -> bool:
     return Path(model).expanduser().exists() or model.startswith((".", "/", "~"))
 
 
-def model_identity(model: str, revision: str | None = None) -> ModelIdentity:
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def engine_identity(dtype: str = "auto", max_model_len: int | None = None) -> dict[str, Any]:
+    """The engine settings that change what a model generates, for the run id: the weights' precision and a context
+    cap (which clamps generation budgets).  Defaults are left out, so runs made before this was recorded keep their
+    ids.  Batch size, parallelism, memory and eager mode are execution choices: the same samples up to float noise."""
+    out: dict[str, Any] = {}
+    if dtype != "auto":
+        out["dtype"] = dtype
+    if max_model_len is not None:
+        out["max_model_len"] = max_model_len
+    return out
+
+
+def model_identity(model: str, revision: str | None = None, engine: dict[str, Any] | None = None) -> ModelIdentity:
     """Hub id + revision, or a local checkpoint's fingerprint; a LoRA adapter is base + adapter (both hashed)."""
+    who = _who(model, revision)
+    who.engine = dict(engine or {})
+    return who
+
+
+def _who(model: str, revision: str | None) -> ModelIdentity:
     p = Path(model).expanduser()
     if p.is_dir():
         fp = fingerprint_dir(p)

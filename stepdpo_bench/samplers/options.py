@@ -83,6 +83,10 @@ class SamplerOptions:
                 raise SamplerError(f"{_CLI[name]} must be at least {low}, not {getattr(self, name)}")
         if self.gpu_memory_utilization is not None and not 0 < self.gpu_memory_utilization <= 1:
             raise SamplerError(f"--gpu-memory-utilization must be in (0, 1], not {self.gpu_memory_utilization}")
+        from .identity import DTYPES
+
+        if self.dtype not in DTYPES:
+            raise SamplerError(f"--dtype {self.dtype!r}: choose from {', '.join(DTYPES)}")
         if self.max_model_len is not None and self.max_model_len < 1:
             raise SamplerError(f"--max-model-len must be at least 1, not {self.max_model_len}")
         if backend == "openai":

@@ -19,7 +19,7 @@ from typing import Any
 from .. import checkpoints
 from ..prompts import Prompt
 from .base import Completion, ModelIdentity, SamplerError, SamplingParams
-from .identity import model_identity
+from .identity import engine_identity, model_identity
 
 
 class VLLMSampler:
@@ -45,6 +45,7 @@ class VLLMSampler:
         except ImportError:
             raise SamplerError("the vllm backend needs vLLM: pip install 'stepdpo-bench[vllm]'") from None
         self.model_name, self.revision = model, revision
+        self.engine = engine_identity(dtype, max_model_len)
         self.ckpt = checkpoints.inspect(model)
         kwargs: dict[str, Any] = {
             "model": self.ckpt.base,
@@ -89,7 +90,7 @@ class VLLMSampler:
             raise SamplerError(f"vLLM could not load {self.model_name!r}: {type(exc).__name__}: {first}") from None
 
     def identity(self) -> ModelIdentity:
-        return model_identity(self.model_name, self.revision)
+        return model_identity(self.model_name, self.revision, self.engine)
 
     def get_tokenizer(self) -> Any:
         return self.llm.get_tokenizer()

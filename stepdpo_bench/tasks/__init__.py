@@ -1,7 +1,7 @@
 """Task registry: ``load_task("math500", data_dir=...)``.
 
-Each task reads either local files laid out like ``../shared/data`` (``--data-dir``) or, by default, the
-Hugging Face Hub through ``datasets``:
+Each task reads either local files laid out like ``../shared/data`` (``--data-dir``, or the ``STEPDPO_DATA_DIR``
+environment variable that every entry point honours) or, by default, the Hugging Face Hub through ``datasets``:
 
 | task      | local file (under --data-dir)                         | Hub default                               |
 |-----------|-------------------------------------------------------|-------------------------------------------|
@@ -15,6 +15,8 @@ Hugging Face Hub through ``datasets``:
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from .base import Problem, Task, TaskError, read_jsonl, require, sha256_file, sh
 
 __all__ = ["TASK_NAMES", "Problem", "Task", "TaskError", "load_task"]
 
+DATA_ENV = "STEPDPO_DATA_DIR"  # local data for every entry point (eval, check, watch, pairs, lm-eval tasks)
 TASK_NAMES = ("gsm8k", "math", "math500", "odyssey", "arith", "jsonl:PATH")
 
 LOCAL_FILES = {
@@ -48,6 +51,10 @@ HUB = {
 }
 
 
+class NoGold(TaskError):
+    """A published record without a gold answer (MATH train has two empty ``\\boxed{}``): skipped, not fatal."""
+
+
 def _level(v: Any) -> str | None:
     if v is None:
         return None
@@ -68,7 +75,7 @@ def _math(i: int, rec: dict[str, Any], split: str, where: str) -> Problem:
     solution = require(rec, "solution", where)
     gold = rec.get("answer") or extract_gold(solution, "math")
     if not gold:
-        raise TaskError(f"{where}: no gold answer (no 'answer' field and no \\boxed{{}} in 'solution')")
+        raise NoGold(f"{where}: no gold answer (no 'answer' field and no \\boxed{{}} in 'solution')")
     pid = rec.get("unique_id") or f"math/{split}/{rec.get('idx', i)}"
     return Problem(
         str(pid),
@@ -101,17 +108,31 @@ PARSERS = {"gsm8k": _gsm8k, "math": _math, "math500": _math, "odyssey": _odyssey
 CONVENTIONS = {"gsm8k": "gsm8k", "math": "math", "math500": "math", "odyssey": "odyssey", "arith": "arith"}
 
 
+def _parse_all(name: str, split: str, records: Iterable[tuple[int, dict[str, Any], str]]) -> tuple[list, list]:
+    """Problems and the records skipped for having no gold (ids keep their record positions, so they are stable)."""
+    parse, problems, skipped = PARSERS[name], [], []
+    for i, rec, where in records:
+        try:
+            problems.append(parse(i, rec, split, where))
+        except NoGold:
+            skipped.append(where)
+    return problems, skipped
+
+
 def _from_file(name: str, path: Path, split: str) -> Task:
-    parse = PARSERS[name]
-    problems = [parse(i, rec, split, f"{path}:{lineno}") for i, (lineno, rec) in enumerate(read_jsonl(path))]
+    records = ((i, rec, f"{path}:{lineno}") for i, (lineno, rec) in enumerate(read_jsonl(path)))
+    problems, skipped = _parse_all(name, split, records)
     if not problems:
         raise TaskError(f"{path}: no records")
-    return Task(name, CONVENTIONS[name], split, problems, sha256_file(path), str(path))
+    meta = {"skipped_no_gold": skipped} if skipped else {}
+    return Task(name, CONVENTIONS[name], split, problems, sha256_file(path), str(path), meta)
 
 
 def _from_hub(name: str, split: str) -> Task:
     if name not in HUB:
-        raise TaskError(f"task {name!r} has no Hugging Face Hub source; pass --data-dir with its files")
+        raise TaskError(
+            f"task {name!r} has no Hugging Face Hub source; set {DATA_ENV}=DIR (or pass --data-dir DIR) with its files"
+        )
     try:
         import datasets
     except ImportError:
@@ -126,11 +147,12 @@ def _from_hub(name: str, split: str) -> Task:
     except Exception as exc:
         raise TaskError(
             f"could not load {repo} ({split}) from the Hub: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}; "
-            "offline? pass --data-dir DIR with local files"
+            f"offline? point {DATA_ENV}=DIR (or eval's --data-dir, pairs' data_dir) at local files laid out like "
+            "shared/data"
         ) from None
-    parse = PARSERS[name]
-    problems = [parse(i, r, split, f"{repo}[{i}]") for i, r in enumerate(records)]
-    return Task(name, CONVENTIONS[name], split, problems, sha256_records(records), f"hf://{repo}")
+    problems, skipped = _parse_all(name, split, ((i, r, f"{repo}[{i}]") for i, r in enumerate(records)))
+    meta = {"skipped_no_gold": skipped} if skipped else {}
+    return Task(name, CONVENTIONS[name], split, problems, sha256_records(records), f"hf://{repo}", meta)
 
 
 def load_jsonl_task(
@@ -173,12 +195,17 @@ def load_task(
         return arith.generate(split, seed=seed)
     if name not in PARSERS:
         raise TaskError(f"unknown task {name!r}; choose from {', '.join(TASK_NAMES)}")
+    if data_dir is None and os.environ.get(DATA_ENV):
+        data_dir = Path(os.environ[DATA_ENV]).expanduser()
     if data_dir is not None:
         rel = LOCAL_FILES[name].get(split)
         if rel is None:
             raise TaskError(f"task {name!r} has no {split!r} split locally (have: {', '.join(LOCAL_FILES[name])})")
         path = Path(data_dir) / rel
         if not path.is_file():
-            raise TaskError(f"{path}: not found; --data-dir must be laid out like shared/data ({rel})")
+            raise TaskError(
+                f"{path}: not found; the data folder (--data-dir or {DATA_ENV}) must be laid out like "
+                f"shared/data ({rel})"
+            )
         return _from_file(name, path, split)
     return _from_hub(name, split)

@@ -81,6 +81,16 @@ def sha256_records(records: Iterable[dict[str, Any]]) -> str:
     return h.hexdigest()
 
 
+def json_kind(value: Any) -> str:
+    """A value's JSON type name for messages: ``null``, ``array``, ``object``, ``string``, ``number``, ``boolean``."""
+    if value is None:
+        return "null"
+    for kind, name in ((bool, "boolean"), (dict, "object"), (list, "array"), (str, "string"), (int | float, "number")):
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
+
+
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield (line number, record); a malformed line raises TaskError naming file:line."""
     if not path.is_file():
@@ -94,7 +104,7 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             except json.JSONDecodeError as exc:
                 raise TaskError(f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
             if not isinstance(rec, dict):
-                raise TaskError(f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}")
+                raise TaskError(f"{path}:{lineno}: expected a JSON object, got {json_kind(rec)}")
             yield lineno, rec
 
 

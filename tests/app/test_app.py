@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from scipy.stats import norm
 
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest
@@ -56,7 +57,7 @@ def test_compare_page_one_click_dpo_vs_stepdpo(at):
     quick.set_value("DPO vs Step-DPO on tiny-base · arith").run()
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["A accuracy"] == "33.3%" and metrics["B accuracy"] == "50.0%"
-    assert metrics["p (McNemar exact)"] == f"{0.3017:.3g}"
+    assert metrics["p (Tango score)"] == f"{2 * norm.sf(5 / 15**0.5):.3g}"  # (10 - 5) / sqrt(10 + 5)
     text = _text(at)
     assert "10 fixed by B, 5 broken by B" in text and "no significant difference" in text
     assert "Fixed by B (10)" in text and "Broken by B (5)" in text

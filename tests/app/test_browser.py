@@ -91,7 +91,7 @@ def test_browse_every_page(app_url, tmp_path):
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(app_url)
         expect(page.get_by_role("heading", name="Leaderboard")).to_be_visible(timeout=60_000)
-        expect(page.get_by_text("Same tier = not significantly different").first).to_be_visible()
+        expect(page.get_by_text("Same tier = not significantly worse than the tier").first).to_be_visible()
         _settle(page)
         expect(page.locator('[data-testid="stDataFrame"]').first).to_be_visible()
         expect(page.locator('[data-testid="stVegaLiteChart"]').first).to_be_visible(timeout=30_000)

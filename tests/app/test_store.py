@@ -87,7 +87,7 @@ def test_leaderboard_formats_and_tiers(app_results):
     rows = json.loads(res.stdout)
     assert [r["label"] for r in rows] == ["tiny-step-dpo", "tiny-dpo"]  # latest grader's run only
     assert [round(r["accuracy"], 4) for r in rows] == [0.5, round(10 / 30, 4)]
-    # 10 fixed vs 5 broken: McNemar p = 0.30, so the two are statistically tied
+    # 10 fixed vs 5 broken: score test p = 0.20, so the two are statistically tied
     assert [r["tier"] for r in rows] == [1, 1]
     csv_out = runner.invoke(app, [*base, "--format", "csv"]).stdout.splitlines()
     assert csv_out[0].startswith("task,tier,label") and len(csv_out) == 3

@@ -2,23 +2,27 @@
 
 Random tiny models answer nothing, so correctness flags are set on purpose (``_with_correct``): the baseline is
 right on a known set of problems and each candidate differs by a known number of broken / fixed problems, which
-gives exact expectations computed here independently with scipy.
+gives exact expectations computed here independently (``reference.py``: the score interval by numeric
+maximisation and root finding).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
 import pytest
-from scipy.stats import binomtest
+from scipy.stats import norm
 from typer.testing import CliRunner
 
 from stepdpo_bench.cli import app
 from stepdpo_bench.contracts import samples_link
 from stepdpo_bench.gate import stratified_ids
 from stepdpo_bench.runs import RunDir
+
+from . import reference as ref
 
 runner = CliRunner()
 N = 200
@@ -81,27 +85,26 @@ def _check(results: Path, *args: str):
     return runner.invoke(app, ["check", "--results", str(results), "--baseline", "base", *args])
 
 
-def test_identical_runs_pass(results):
+def test_identical_runs_pass_only_when_the_interval_is_inside_the_margin(results):
     _with_correct(RunDir(results / "base"), results / "same", set(range(0, N, 2)))
-    res = _check(results, "--candidate", "same")
+    res = _check(results, "--candidate", "same", "--max-drop", "3")
     assert res.exit_code == 0, res.output
     assert res.stdout.startswith("PASS arith")
+    # 200 problems that all agree cannot prove a drop under 1 point (95% CI about +-1.9): inconclusive, not pass
+    res = _check(results, "--candidate", "same", "--max-drop", "1")
+    assert res.exit_code == 3 and "about" in res.stdout, res.output
 
 
-@pytest.mark.parametrize("k", [0, 1, 2, 3, 5, 7, 8, 10, 16])
-def test_k_broken_problems_fail_exactly_when_the_statistics_say_so(results, k):
+@pytest.mark.parametrize("k", [0, 1, 2, 3, 5, 7, 8, 10, 16, 30])
+@pytest.mark.parametrize("margin", [1.0, 3.0])
+def test_k_broken_problems_get_the_verdict_the_interval_gives(results, k, margin):
     right = set(range(0, N, 2))
     broken = set(sorted(right)[:k])
     _with_correct(RunDir(results / "base"), results / "cand", right - broken)
-    res = _check(results, "--candidate", "cand", "--max-drop", "1.0", "--alpha", "0.05")
-    drop = k / N
-    p = binomtest(0, k, 0.5).pvalue if k else 1.0
-    should_fail = drop > 0.01 and p < 0.05
-    assert (res.exit_code == 1) == should_fail, (k, res.stdout)
-    if not should_fail:
-        assert res.exit_code in (0, 3), res.output
-    if k == 0:
-        assert res.exit_code == 0
+    res = _check(results, "--candidate", "cand", "--max-drop", str(margin), "--alpha", "0.05")
+    lo, hi = ref.tango_ci(0, k, N, 0.95)
+    want = 0 if lo > -margin / 100 else 1 if hi < -margin / 100 else 3
+    assert res.exit_code == want, (k, margin, lo, hi, res.stdout)
 
 
 def test_mismatched_prompt_is_refused_unless_allowed(results):
@@ -111,7 +114,7 @@ def test_mismatched_prompt_is_refused_unless_allowed(results):
     cand.write_manifest(m)
     res = _check(results, "--candidate", "cand")
     assert res.exit_code == 2 and "not comparable (prompt: " in res.stderr
-    res = _check(results, "--candidate", "cand", "--allow-mismatch")
+    res = _check(results, "--candidate", "cand", "--allow-mismatch", "--max-drop", "3")
     assert res.exit_code == 0
     res = _check(results, "--candidate", "cand", "--allow-mismatch", "--min-problems", "500")
     assert res.exit_code == 2 and "--min-problems 500" in res.stderr
@@ -146,12 +149,13 @@ def test_latest_query_reports_and_exit_codes(results, tmp_path):
     assert report["verdict"] == "fail" and report["tasks"][0]["baseline"] == "base"
     t = report["tasks"][0]
     assert len(t["broken"]) == 20 and t["fixed"] == ["arith/test/1"]
-    assert t["p_value"] == pytest.approx(binomtest(1, 21, 0.5).pvalue)
+    assert t["ci"] == pytest.approx(list(ref.tango_ci(1, 20, N, 0.95)), abs=1e-6)
+    assert t["p_value"] == pytest.approx(norm.cdf(ref.score(1, 20, N, -0.01)), rel=1e-4)  # H0: drop <= 1 point
     text = md.read_text()
     assert "## stepdpo-bench check: **FAIL**" in text and "| arith | fail |" in text
     assert f"({samples_link('http://127.0.0.1:8501', 'base', 'cand', 'arith/test/0')})" in text
     assert "?page=Samples&a=base&b=cand&problem=arith%2Ftest%2F0" in text  # the app's deep-link format
-    assert '<failure message="drop of' in xml.read_text() and 'failures="1"' in xml.read_text()
+    assert '<failure message="the 95% CI lies below -1 points' in xml.read_text() and 'failures="1"' in xml.read_text()
     # a small, noisy drop: inconclusive (exit 3, or 0 with --inconclusive-ok), with the problems needed
     _with_correct(RunDir(results / "base"), results / "noisy", right - set(sorted(right)[:3]))
     res = _check(results, "--candidate", "noisy")
@@ -172,7 +176,7 @@ def test_subject_bound_and_several_tasks(results):
     plain = _check(results, "--candidate", "cand", "--max-drop", "5")
     assert plain.exit_code in (0, 3), plain.output  # overall about -1 point: within a 5-point margin
     bounded = _check(results, "--candidate", "cand", "--max-drop", "5", "--max-subject-drop", "3")
-    assert bounded.exit_code == 1 and "subject drop beyond bound: 2-step" in bounded.stdout
+    assert bounded.exit_code == 1 and "(Holm over 2 subjects): 2-step" in bounded.stdout
     multi = _check(
         results, "--candidate", "cand", "--task", "arith,arith", "--max-drop", "5", "--json", str(results / "m.json")
     )
@@ -208,13 +212,39 @@ def test_stratified_escalation_evaluates_the_full_set_only_when_needed(real_run,
     ]
     res = runner.invoke(app, args)
     assert res.exit_code == 3, res.output
-    assert f"{len(subset)} problems -> inconclusive" in res.stderr and f"{N} problems -> inconclusive" in res.stderr
-    assert json.loads((tmp_path / "e.json").read_text())["tasks"][0]["n"] == N
-    # an identical baseline is decided on the subset alone: no full-set run is made
+    assert f"look 1, {len(subset)} problems" in res.stderr and f"look 2, {N} problems" in res.stderr
+    report = json.loads((tmp_path / "e.json").read_text())["tasks"][0]
+    assert report["n"] == N and [st["problems"] for st in report["stages"]] == [len(subset), N]
+    interim, final = (st["tail"] for st in report["stages"])
+    assert interim == pytest.approx(0.025 * math.log(1 + (math.e - 1) * len(subset) / N))  # Pocock-type spending
+    assert 0.02 < final < 0.025
+    # a candidate that breaks every subset problem is decided on the subset alone: no full-set run is made
     results2 = tmp_path / "results2"
     results2.mkdir()
-    _with_correct(real_run, results2 / "base", set())
+    _with_correct(real_run, results2 / "base", set(range(N)))
     res = runner.invoke(app, [*args[:2], str(results2), *args[3:]])
-    assert res.exit_code == 0, res.output
-    assert f"{len(subset)} problems -> pass" in res.stderr and f"{N} problems" not in res.stderr
+    assert res.exit_code == 1, res.output
+    assert f"look 1, {len(subset)} problems" in res.stderr and "-> fail" in res.stderr and "look 2" not in res.stderr
     assert len([d for d in results2.iterdir() if (d / "run.json").exists()]) == 2
+
+
+@pytest.mark.parametrize("n", [1, 4, 7, 35, 100, 499, 500, 900])
+def test_stratified_subset_has_exactly_n_problems_in_proportion(shared_data, n):
+    """MATH-500 has 35 (subject, level) strata: N means N (the old rule gave 7 for N = 4), each stratum gets its
+    share rounded by largest remainder, and the draw is the same for the same seed."""
+    from stepdpo_bench.tasks import load_task
+
+    task = load_task("math500", shared_data)
+    samples = [{"problem_id": p.id, "subject": p.subject, "level": p.level} for p in task.problems]
+    ids = stratified_ids(samples, n, seed=3)
+    assert len(ids) == len(set(ids)) == min(n, 500)
+    assert ids == stratified_ids(samples, n, seed=3)
+    size: dict[tuple, int] = {}
+    got: dict[tuple, int] = {}
+    chosen = set(ids)
+    for s in samples:
+        key = (s["subject"], s["level"])
+        size[key] = size.get(key, 0) + 1
+        got[key] = got.get(key, 0) + (s["problem_id"] in chosen)
+    for key, k in size.items():  # within one of the exact proportional share
+        assert abs(got[key] - min(n, 500) * k / 500) < 1, (key, got[key], k)

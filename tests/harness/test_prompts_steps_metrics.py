@@ -104,11 +104,9 @@ def test_wilson_interval_is_honest_at_the_edges():
     assert m["ci95"][1] > 0.1  # not the degenerate [0, 0] of the normal interval
 
 
-def test_mcnemar_matches_the_binomial_test():
-    from scipy.stats import binomtest
-
-    from stepdpo_bench.compare import mcnemar_exact
-
-    for b, c in [(10, 5), (0, 7), (3, 3), (20, 1), (1, 0), (40, 25)]:
-        assert mcnemar_exact(b, c) == pytest.approx(binomtest(b, b + c, 0.5).pvalue)
-    assert mcnemar_exact(0, 0) == 1.0
+def test_pass_at_1_equals_accuracy_with_uneven_samples_per_problem():
+    """Each problem's pass@k comes from all its own samples (not truncated to the smallest n)."""
+    samples = [_s("a", i, i == 0) for i in range(4)] + [_s("b", i, True) for i in range(2)]
+    m = compute_metrics(samples)
+    assert m["pass@k"]["1"] == pytest.approx(m["accuracy"]) == pytest.approx((0.25 + 1.0) / 2)
+    assert m["pass@k"]["2"] == pytest.approx((pass_at_k(4, 1, 2) + 1.0) / 2) and "4" not in m["pass@k"]

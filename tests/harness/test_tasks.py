@@ -84,3 +84,22 @@ def test_unknown_and_offline_errors(tmp_path, monkeypatch):
         load_task("gsm8k", tmp_path)
     with pytest.raises(TaskError, match="no Hugging Face Hub source"):
         load_task("odyssey")
+    monkeypatch.setenv("STEPDPO_DATA_DIR", str(tmp_path))  # honoured like --data-dir, and named in the message
+    with pytest.raises(TaskError, match="STEPDPO_DATA_DIR"):
+        load_task("gsm8k")
+
+
+def test_data_dir_from_the_environment(shared_data, monkeypatch):
+    monkeypatch.setenv("STEPDPO_DATA_DIR", str(shared_data))
+    assert len(load_task("odyssey")) == 387 and load_task("math500").source.startswith(str(shared_data))
+
+
+def test_math_train_skips_the_two_records_without_a_gold(shared_data):
+    """MATH train's number_theory 7115/7117 have an empty \\boxed{} (shared/data README): skipped and listed, the
+    other 7498 load, and ids keep their record positions."""
+    task = load_task("math", shared_data, "train")
+    skipped = task.meta["skipped_no_gold"]
+    assert len(task) == 7498 and len(skipped) == 2 and all("math/train.jsonl:" in w for w in skipped)
+    ids = {p.id for p in task.problems}
+    lines = [int(w.rsplit(":", 1)[1]) for w in skipped]
+    assert all(f"math/train/{n - 1}" not in ids for n in lines) and f"math/train/{lines[0]}" in ids
