@@ -200,13 +200,16 @@ def render(template: PromptTemplate, problem: Problem, tokenizer: Any = None, as
 def response_head(template: PromptTemplate, rendered: str, response_start: str) -> str:
     """The prompt text to put before a response that begins with ``response_start``.
 
-    A ``*-step`` template already opens the answer (``Step 1: ``).  When the response restates that opening
-    (steps cut from a full solution, public pairs whose ``initial_reason_steps`` start with it), the
-    template's copy is dropped so it is not said twice.
+    A ``*-step`` template already opens the answer ("Let's think step by step.\nStep 1: ").  When the response
+    restates that opening, or its first line (steps cut from a full solution: "Let's think step by step." is a
+    step of its own, so an error at Step 1 has only that line before it; public pairs whose
+    ``initial_reason_steps`` start with it), the template's copy is dropped so it is not said twice.  Leading
+    whitespace of the template's opening (alpaca's " Let's think ...") is kept.
     """
     p = template.assistant_prefix
-    if p and rendered.endswith(p) and response_start.startswith(p.rstrip()):
-        return rendered[: -len(p)]
+    opening = p.split("\n", 1)[0].strip()
+    if p and opening and rendered.endswith(p) and response_start.lstrip().startswith(opening):
+        return rendered[: -len(p)] + p[: len(p) - len(p.lstrip())]
     return rendered
 
 

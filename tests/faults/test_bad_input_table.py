@@ -215,7 +215,7 @@ ROWS: list[Row] = [
     Row(
         "jsonl row is a list",
         _mine,
-        "mine.jsonl:2: expected a JSON object, got list",
+        "mine.jsonl:2: expected a JSON object, got array",
         setup=_jsonl([1, 2]),
         repair=_good_jsonl,
     ),

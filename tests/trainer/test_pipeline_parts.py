@@ -114,6 +114,34 @@ def test_sampled_prefix_equals_trained_prefix(prompt):
         assert sampled_prompt + chosen.removeprefix(opening) == trained + chosen
 
 
+@pytest.mark.parametrize("prompt", ["qwen2-boxed-step", "alpaca-cot-step", "deepseek-math-step", "arith-step"])
+@pytest.mark.parametrize("wrong", ["Step 1", "Step 2", "last"])
+def test_an_error_at_any_step_gives_the_prompt_the_policy_really_saw(prompt, wrong):
+    """A real completion of a *-step template, split by the real splitter (its opening line is a step of its
+    own): for an error at Step 1, Step 2 or the last step, the pipeline's prompt is exactly the original text up to
+    that step (no doubled "Step 1:"), and the trainer scores the same characters."""
+    from stepdpo_bench.steps import split_steps
+    from trainer.data import Pair
+    from trainer.pipeline.config import PipelineConfig
+    from trainer.pipeline.context import Pipeline
+
+    p = arith.generate("train", 1).problems[0]
+    pipe = Pipeline(PipelineConfig(model="unused", out="unused", prompt=prompt))
+    t = get_template(prompt)
+    generated = "3 + 4 = 7\nStep 2: 7 * 2 = 14\nStep 3: 14 - 1 = 13\nThe answer is: 13"
+    head = pipe.head(p)
+    original = head + generated  # what the policy saw and wrote
+    steps = split_steps(t.assistant_prefix + generated)
+    first = {"Step 1": "Step 1", "Step 2": "Step 2"}.get(wrong)
+    k = next(i for i, s in enumerate(steps) if s.startswith(first)) if first else len(steps) - 1
+    sampled_prompt, opening = pipe.prefix_prompt(p, steps[:k])  # opening: what the template already said
+    assert opening == ("" if k else t.assistant_prefix)
+    assert sampled_prompt == original[: original.index(steps[k])] + opening, (sampled_prompt[-80:], steps[:k])
+    pair = Pair("x", p.question, initial_text(steps[:k]), steps[k], "Step 9: 1 + 1 = 3")
+    trained = prompt_text(pair, None, prompt) + steps[k]
+    assert trained == sampled_prompt + steps[k].removeprefix(opening)  # the trainer scores the same characters
+
+
 def test_import_public_pairs_with_guard(tmp_path, shared_data):
     q = json.loads((shared_data / "math500" / "test.jsonl").open().readline())["problem"]
     rows = [
