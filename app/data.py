@@ -64,6 +64,29 @@ class Data:
             "by_level": pd.DataFrame(breakdown(sa, sb, "level")),
         }
 
+    def groups(self, task: str | None = None) -> list[Any]:
+        """Recipe groups (runs sharing --group): seeds, mean, between-seed spread, hierarchical CI."""
+        from stepdpo_bench.groups import group_board
+
+        con = self._con()
+        try:
+            return group_board(con, task)
+        finally:
+            con.close()
+
+    def group_of(self, run_id: str) -> str | None:
+        row = self._df("SELECT run_group FROM runs WHERE run_id = ?", [run_id])
+        return None if row.empty else row["run_group"].iloc[0]
+
+    def compare_groups(self, a: str, b: str, task: str) -> Any:
+        from stepdpo_bench.groups import compare_groups
+
+        con = self._con()
+        try:
+            return compare_groups(con, a, b, task)
+        finally:
+            con.close()
+
     def dpo_vs_stepdpo_pairs(self) -> pd.DataFrame:
         """(base model, task) where both a DPO and a Step-DPO run exist: the one-click comparison."""
         return self._df(

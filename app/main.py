@@ -96,6 +96,28 @@ def page_leaderboard(data: Data) -> None:
     except ImportError:
         st.bar_chart(chart.set_index("label")["acc"])
     st.download_button("Download CSV", _csv(view), "leaderboard.csv", "text/csv")
+    groups = data.groups(None if task == "all" else task)
+    if groups:
+        st.subheader("Recipe groups (runs of one recipe across seeds)")
+        st.dataframe(
+            pd.DataFrame(
+                {
+                    "task": [g.task for g in groups],
+                    "group": [g.group for g in groups],
+                    "seeds": [len(g.runs) for g in groups],
+                    "problems": [g.n_problems for g in groups],
+                    "mean accuracy %": [round(100 * g.mean, 1) for g in groups],
+                    "95% CI (seeds and problems)": [f"{_pct(g.ci95[0])} – {_pct(g.ci95[1])}" for g in groups],
+                    "between-seed SD pts": [
+                        round(100 * g.between_seed_sd, 1) if g.between_seed_sd == g.between_seed_sd else None
+                        for g in groups
+                    ],
+                    "per seed %": [" ".join(f"{100 * x:.1f}" for x in g.accuracies) for g in groups],
+                }
+            ),
+            hide_index=True,
+            use_container_width=True,
+        )
 
 
 def _csv(df: pd.DataFrame) -> str:
@@ -145,9 +167,24 @@ def page_compare(data: Data) -> None:
     c[3].metric(f"p ({p.test})", f"{p.p_value:.3g}")
     verdict = ("B is better" if p.diff > 0 else "B is worse") if p.significant else "no significant difference"
     st.write(
-        f"On the **{p.n}** problems both runs answered: **{verdict}** (α = 0.05); "
+        f"On the **{p.n}** problems both runs answered: **{verdict}** (α = 0.05, {p.test}); "
         f"{len(p.fixed)} fixed by B, {len(p.broken)} broken by B."
     )
+    ga, gb = data.group_of(a), data.group_of(b)
+    if ga and gb and ga != gb:
+        task = data.runs()
+        task = task[task.run_id == a].task.iloc[0]
+        try:
+            g = data.compare_groups(ga, gb, task)
+        except ValueError as exc:
+            st.caption(f"Recipe groups {ga} and {gb}: {exc}")
+        else:
+            st.info(
+                f"Across seeds: group {gb} ({len(g.b.runs)} runs) − group {ga} ({len(g.a.runs)} runs) = "
+                f"{100 * g.diff:+.1f} pts, 95% CI {100 * g.ci95[0]:+.1f} … {100 * g.ci95[1]:+.1f} (seeds and "
+                f"problems resampled); between-seed SD {100 * g.a.between_seed_sd:.1f} and "
+                f"{100 * g.b.between_seed_sd:.1f} pts.  One pair of runs can differ by that much from seeds alone."
+            )
     for key in ("by_subject", "by_level"):
         df = res[key]
         if not df.empty:

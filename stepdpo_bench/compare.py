@@ -171,6 +171,13 @@ def compare_runs(a: Any, b: Any) -> RunComparison:
     warnings = []
     if ma.task.name != mb.task.name:
         warnings.append(f"different tasks: {ma.task.name} vs {mb.task.name}")
+    elif ma.task.data_sha256 != mb.task.data_sha256:
+        warnings.append("different task data (checksums differ): problems are paired by id, which may not match")
+    how = lambda m: (m.prompt.name, m.sampling.temperature, m.sampling.top_p, m.sampling.max_tokens, m.sampling.n)  # noqa: E731
+    if how(ma) != how(mb):
+        warnings.append(
+            f"different prompt or sampling (prompt, temperature, top_p, max_tokens, n): {how(ma)} vs {how(mb)}"
+        )
     sa, sb = a.read_samples(), b.read_samples()
     res = paired(per_problem(sa), per_problem(sb))
     if res.n == 0:

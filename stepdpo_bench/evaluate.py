@@ -54,6 +54,7 @@ class EvalRequest:
     label: str | None = None
     base_model: str | None = None
     tags: list[str] = field(default_factory=list)
+    group: str | None = None  # recipe group across seeds (metadata: not in the run id)
     chunk_size: int | None = None
     task_seed: int = 0
     question_field: str = "question"
@@ -287,6 +288,7 @@ def _manifest(p: EvalPlan, old: Manifest | None) -> Manifest:
             method=req.method if req.method != "other" else tag.get("method", "other"),
             base_model=req.base_model or tag.get("base_model"),
             tags=list(req.tags),
+            group=req.group,
         ),
         task=TaskInfo(
             name=task.name,
@@ -331,6 +333,9 @@ def relabel(p: EvalPlan) -> list[str]:
     if req.base_model and req.base_model != m.model.base_model:
         m.model.base_model = req.base_model
         changes.append(f"base model {req.base_model}")
+    if req.group and req.group != m.model.group:
+        m.model.group = req.group
+        changes.append(f"group {req.group}")
     new_tags = [t for t in req.tags if t not in m.model.tags]
     if new_tags:
         m.model.tags = [*m.model.tags, *new_tags]

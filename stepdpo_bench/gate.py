@@ -29,7 +29,7 @@ from .compare import natural_key, per_problem
 from .contracts import samples_link
 from .manifest import Manifest
 from .runs import RunDir, RunError, resolve_run
-from .stats import holm_adjusted, paired_difference, two_look_tails, z_of
+from .stats import PairedDifference, holm_adjusted, paired_difference, two_look_tails, z_of
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 EXIT = {PASS: 0, FAIL: 1, INCONCLUSIVE: 3}
@@ -140,6 +140,17 @@ def mismatches(a: Manifest, b: Manifest) -> list[str]:
     return out
 
 
+def decide(d: PairedDifference, max_drop: float, tail: float) -> tuple[str, tuple[float, float]]:
+    """The decision itself, on a paired difference: pass when the interval (``tail`` excluded each side) lies
+    above ``-max_drop``, fail when it lies below, else inconclusive.  ``judge`` and bench/check.py both use it."""
+    lo, hi = d.ci(tail)
+    if lo > -max_drop:
+        return PASS, (lo, hi)
+    if hi < -max_drop:
+        return FAIL, (lo, hi)
+    return INCONCLUSIVE, (lo, hi)
+
+
 def judge(
     base: RunDir,
     cand: RunDir,
@@ -173,17 +184,17 @@ def judge(
         )
     sets = "" if len(common) == len(pb) == len(pc) else f"{len(common)} shared of {len(pb)} (baseline) and {len(pc)}"
     d = paired_difference(np.array([pb[k] for k in common]), np.array([pc[k] for k in common]))
-    lo, hi = d.ci(tail)
+    verdict, (lo, hi) = decide(d, max_drop, tail)
     p_within, p_beyond = d.p_above(-max_drop), d.p_below(-max_drop)
     level = f"{100 * (1 - 2 * tail):.4g}% CI"
-    if lo > -max_drop:
-        verdict, p = PASS, p_within
+    if verdict == PASS:
+        p = p_within
         reason = f"the {level} lies above -{100 * max_drop:g} points: any drop is within the margin"
-    elif hi < -max_drop:
-        verdict, p = FAIL, p_beyond
+    elif verdict == FAIL:
+        p = p_beyond
         reason = f"the {level} lies below -{100 * max_drop:g} points: the drop exceeds the margin"
     else:
-        verdict, p = INCONCLUSIVE, min(p_within, p_beyond)
+        p = min(p_within, p_beyond)
         reason = f"the {level} contains -{100 * max_drop:g} points: the data cannot tell"
     z = z_of(tail)
     se = (hi - lo) / (2 * z) if hi == hi else math.nan  # the interval's own scale (Tango has no closed-form SE)

@@ -30,6 +30,7 @@ class ModelInfo:
     method: str = "other"  # base | sft | dpo | step-dpo | other
     base_model: str | None = None
     tags: list[str] = field(default_factory=list)  # free-form (--tag main), searchable on the leaderboard
+    group: str | None = None  # a recipe's runs across seeds (--group): compared as a group, spread shown
     extra: dict[str, Any] = field(default_factory=dict)
     engine: dict[str, Any] = field(default_factory=dict)  # dtype / context cap when not the defaults
 

@@ -27,7 +27,7 @@ from .manifest import Manifest
 from .runs import MANIFEST, SAMPLES_PARQUET, RunDir, RunError
 
 DEFAULT_DB = "leaderboard.duckdb"
-SCHEMA_VERSION = 3  # bump with any schema change: connect() rebuilds an older index from the run files
+SCHEMA_VERSION = 4  # bump with any schema change: connect() rebuilds an older index from the run files
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS runs (
     grader_version VARCHAR, lenient BOOLEAN, code_version VARCHAR,
     accuracy DOUBLE, stderr DOUBLE, ci_lo DOUBLE, ci_hi DOUBLE, n_correct INTEGER, n_samples INTEGER,
     invalid_rate DOUBLE, truncation_rate DOUBLE, mean_tokens DOUBLE,
-    tags VARCHAR[], metrics JSON, manifest JSON, manifest_sha VARCHAR, path VARCHAR, ingested_at TIMESTAMPTZ
+    tags VARCHAR[], run_group VARCHAR, metrics JSON, manifest JSON, manifest_sha VARCHAR, path VARCHAR,
+    ingested_at TIMESTAMPTZ
 );
 CREATE TABLE IF NOT EXISTS samples (
     run_id VARCHAR, problem_id VARCHAR, sample_idx INTEGER, prompt VARCHAR, completion VARCHAR,
@@ -164,6 +165,7 @@ def _run_row(run: RunDir, m: Manifest) -> list[Any]:
         met.get("truncation_rate"),
         met.get("mean_tokens"),
         tags,
+        m.model.group,
         json.dumps(met),
         json.dumps(m.to_dict(), default=str),
         manifest_sha(run),

@@ -39,17 +39,22 @@ def leaderboard_cmd(
     task: str = typer.Option(None, help="Only this task."),
     tag: str = typer.Option(None, help="Only runs with this tag (a method such as step-dpo, a --tag, or a source)."),
     fmt: str = typer.Option("table", "--format", help="table | csv | json | markdown."),
+    groups: bool = typer.Option(False, "--groups", help="Also the recipe groups (--group): seeds, mean, spread."),
 ) -> None:
     """Print the leaderboard: accuracy with 95% CI per model and task; tied models share a tier."""
+    from ..groups import group_board, group_table
     from ..leaderboard import leaderboard, render
     from ..store import StoreError, connect, default_db
 
     if fmt not in ("table", "csv", "json", "markdown"):
         fail(f"unknown --format {fmt!r}; use table, csv, json or markdown")
+    if groups and fmt != "table":
+        fail("--groups prints a table; use it without --format")
     try:
         con = connect(default_db(results, db), read_only=True)
         try:
             rows = leaderboard(con, task, tag)
+            group_rows = group_board(con, task) if groups else []
         finally:
             con.close()
     except StoreError as exc:
@@ -59,25 +64,56 @@ def leaderboard_cmd(
         print(out, end="" if out.endswith("\n") else "\n")
     else:
         console.print(out)
+    if groups:
+        console.print(group_table(group_rows) if group_rows else "no run has a --group yet")
 
 
 @app.command()
 def compare(
-    baseline: str = typer.Argument(..., help="Run id or directory (A)."),
-    candidate: str = typer.Argument(..., help="Run id or directory (B)."),
+    baseline: str = typer.Argument(..., help="Run id or directory (A); a group name with --groups."),
+    candidate: str = typer.Argument(..., help="Run id or directory (B); a group name with --groups."),
     results: Path = RESULTS,
+    groups: bool = typer.Option(False, "--groups", help="A and B are recipe groups (--group): compare across seeds."),
+    task: str = typer.Option(None, "--task", help="With --groups: the task, when the groups share several."),
+    db: Path = DB,
 ) -> None:
     """Paired comparison of two runs on the problems both answered: B - A with its CI, the test, per subject and
-    level, and how many problems B fixed and broke (the app's Compare page, in the terminal)."""
+    level, and how many problems B fixed and broke (the app's Compare page, in the terminal).  With --groups, two
+    recipes across their seeds (hierarchical bootstrap over seeds and problems)."""
     from ..compare import compare_runs, comparison_table
     from ..runs import RunError, resolve_run
 
+    if groups:
+        _compare_groups(baseline, candidate, task, results, db)
+        return
     try:
         res = compare_runs(resolve_run(baseline, results), resolve_run(candidate, results))
     except (RunError, ValueError) as exc:
         fail(str(exc))
     for table in comparison_table(res):
         console.print(table)
+    for w in res.warnings:
+        note(f"warning: {w}")
+
+
+def _compare_groups(a: str, b: str, task: str | None, results: Path, db: Path | None) -> None:
+    from ..groups import compare_groups, group_table
+    from ..store import StoreError, connect, default_db
+
+    try:
+        con = connect(default_db(results, db), read_only=True)
+        try:
+            res = compare_groups(con, a, b, task)
+        finally:
+            con.close()
+    except (StoreError, ValueError) as exc:
+        fail(str(exc))
+    console.print(group_table([res.a, res.b]))
+    say(
+        f"{b} - {a} on {res.task} ({res.n_problems} problems every run answered): {100 * res.diff:+.1f} pts, "
+        f"95% CI {100 * res.ci95[0]:+.1f}..{100 * res.ci95[1]:+.1f} (seeds and problems resampled), "
+        f"p = {res.p_value:.2g}"
+    )
 
 
 @app.command("app")

@@ -56,6 +56,9 @@ def eval_cmd(
     method: str = typer.Option("other", help="base | sft | dpo | step-dpo | other (default: from the trainer's tag)."),
     tag: list[str] = typer.Option(None, "--tag", help="Free-form leaderboard tag, e.g. main (repeatable)."),
     label: str = typer.Option(None, help="Display name on the leaderboard."),
+    group: str = typer.Option(
+        None, "--group", help="Recipe group: runs of one recipe across seeds, compared as a group (spread shown)."
+    ),
     base_model: str = typer.Option(None, "--base-model", help="What this checkpoint was trained from."),
     chunk_size: int = typer.Option(None, "--chunk-size", help="Prompts per checkpointed chunk."),
     question_field: str = typer.Option(None, "--question-field", help="jsonl:PATH question field (question)."),
@@ -118,6 +121,7 @@ def eval_cmd(
                     label=label,
                     base_model=base_model,
                     tags=list(tag or []),
+                    group=group,
                     chunk_size=chunk_size,
                     question_field=question_field or "question",
                     answer_field=answer_field or "answer",

@@ -1,3 +1,3 @@
-"""Fault tests reuse the app's fixture runs (real run files from the harness)."""
+"""Gate tests reuse the app's fixture runs (real run files from the harness)."""
 
 from ..app.conftest import app_results  # noqa: F401

@@ -55,6 +55,7 @@ TABLE: dict[str, tuple[str, str, list[str]]] = {
     "tag": ("same", "jsonl", ["--tag", "main"]),
     "label": ("same", "jsonl", ["--label", "mine"]),
     "base_model": ("same", "jsonl", ["--base-model", "base"]),
+    "group": ("same", "jsonl", ["--group", "recipe-a"]),
     # execution: how fast, how it is batched and checkpointed; the same samples (up to float noise)
     "chunk_size": ("same", "jsonl", ["--chunk-size", "3"]),
     "batch_size": ("same", "jsonl", ["--batch-size", "3"]),
