@@ -172,6 +172,8 @@ def load_model(
     """The causal LM; an adapter is applied to its base and merged (one plain model for generation and training)."""
     from transformers import AutoModelForCausalLM
 
+    quiet_hf_progress()
+
     try:
         model = AutoModelForCausalLM.from_pretrained(
             ckpt.base, revision=None if ckpt.adapter else revision, dtype=dtype, trust_remote_code=trust_remote_code
@@ -191,6 +193,17 @@ def load_model(
                 f"{ckpt.adapter}: cannot apply the adapter to {ckpt.base} ({_first_line(exc)})"
             ) from None
     return model
+
+
+def quiet_hf_progress() -> None:
+    """Our progress bars are the ones on screen: transformers' own ("Loading weights", "Writing model shards")
+    would interleave with them."""
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except Exception:  # an older transformers without the switch: its bars stay
+        pass
 
 
 def merged_copy(ckpt: Checkpoint, cache: Path | None = None) -> Path:

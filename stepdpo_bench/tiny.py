@@ -81,6 +81,9 @@ def build_tiny_checkpoint(
         raise ValueError(f"arch must be qwen2 or llama, not {arch!r}")
     model.generation_config.eos_token_id = fast.eos_token_id
     model.generation_config.pad_token_id = fast.pad_token_id
+    from .checkpoints import quiet_hf_progress
+
+    quiet_hf_progress()
     model.save_pretrained(out_dir)
     return out_dir
 

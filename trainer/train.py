@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -38,6 +39,7 @@ class TrainConfig:
     batch_size: int = 8
     grad_accum: int = 1
     warmup_ratio: float = 0.1
+    weight_decay: float = 0.0  # AdamW's decoupled decay; 0 as in transformers' Trainer and TRL
     max_grad_norm: float = 1.0
     label_smoothing: float = 0.0
     dpop_lambda: float = 50.0  # loss_type dpop: weight of the penalty on chosen falling below the reference
@@ -53,6 +55,7 @@ class TrainConfig:
     lora_r: int = 0
     lora_alpha: int = 16
     save_steps: int = 0
+    log_steps: int = 10  # a progress line every N steps when stderr is not a terminal
 
     @classmethod
     def load(cls, path: Path | None = None, **overrides: Any) -> TrainConfig:
@@ -104,6 +107,8 @@ class TrainConfig:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"--max-steps must be at least 1, not {self.max_steps}")
+        if self.log_steps < 1:
+            raise ValueError(f"--log-steps must be at least 1, not {self.log_steps}")
         if self.save_steps < 0 or self.lora_r < 0 or self.rpo_alpha < 0 or self.dpop_lambda < 0:
             raise ValueError("--save-steps, --lora-r, --rpo-alpha and --dpop-lambda cannot be negative")
         if not 0 <= self.warmup_ratio < 1:
@@ -193,26 +198,43 @@ def completion_logps(model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.
 
 
 def train(cfg: TrainConfig, log: Any = print) -> Path:
-    """Train and save a checkpoint to ``cfg.out``; resumes from ``cfg.out/checkpoints/last`` when present."""
+    """Train and save a checkpoint to ``cfg.out``; resumes from ``cfg.out/checkpoints/last`` when present.
+
+    Multi-process (``accelerate launch`` / ``torchrun``): the schedule comes from the *prepared* loader (each
+    process's share), the scheduler steps once per optimizer step, reference log-probs are computed by the
+    prepared model under the same autocast (each rank its shard, gathered once), checkpoints are written by every
+    rank and renamed by the main one between barriers, and the final weights are the gathered state dict.
+    """
     from accelerate import Accelerator
-    from accelerate.utils import set_seed
+    from accelerate.utils import DistributedType, set_seed
     from transformers import get_cosine_schedule_with_warmup
 
     from stepdpo_bench import checkpoints
 
     out = Path(cfg.out)
+    if _already_done(out, cfg):
+        log(f"{out}: already trained with these settings ({_tag(out)['steps']} steps); nothing to do")
+        return out
     gpu = torch.cuda.is_available()
     precision = "bf16" if (cfg.dtype == "bf16" or (cfg.dtype == "auto" and gpu)) else "no"
     import importlib.util
 
     tensorboard = importlib.util.find_spec("tensorboard") is not None  # curves in TensorBoard too, when installed
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # in-process callers (the demo, tests) train several times
+        from accelerate.state import AcceleratorState
+
+        AcceleratorState._reset_state(reset_partial_state=True)  # each run gets its own precision and settings
     acc = Accelerator(
+        cpu=not gpu,  # torchrun / accelerate launch on CPU hosts: accelerate only goes multi-process (gloo) when told
         gradient_accumulation_steps=cfg.grad_accum,
         mixed_precision=precision,
         log_with="tensorboard" if tensorboard else None,
         project_dir=str(out),
     )
+    if acc.distributed_type == DistributedType.DEEPSPEED:  # DeepSpeed clips inside its engine, from its config
+        acc.state.deepspeed_plugin.deepspeed_config["gradient_clipping"] = cfg.max_grad_norm
     set_seed(cfg.seed)
+    say = log if acc.is_main_process else (lambda msg: None)
     ckpt = checkpoints.inspect(cfg.model)
     tok = checkpoints.load_tokenizer(ckpt)
     pairs, data_sha = load_pairs(cfg.data, cfg.method)
@@ -227,7 +249,7 @@ def train(cfg: TrainConfig, log: Any = print) -> Path:
             f"all {len(pairs)} pairs were dropped as too long (max_completion_length "
             f"{cfg.max_completion_length}); raise the limits"
         )
-    log(f"{len(encoded)} pairs ({dropped} dropped: completion over {cfg.max_completion_length} tokens)")
+    say(f"{len(encoded)} pairs ({dropped} dropped: completion over {cfg.max_completion_length} tokens)")
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.config.use_cache = False
@@ -235,104 +257,211 @@ def train(cfg: TrainConfig, log: Any = print) -> Path:
         from peft import LoraConfig, get_peft_model
 
         model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, task_type="CAUSAL_LM"))
-    items = list(enumerate(encoded))
-    ref = torch.zeros(len(encoded), 2)
     frozen = None
-    if cfg.reference == "precompute":  # one pass with the starting weights, before any update
-        model.eval()
-        with torch.no_grad():
-            for start in range(0, len(items), cfg.batch_size):
-                b = _collate(items[start : start + cfg.batch_size], pad)
-                lp, _ = completion_logps(model, b)
-                n = len(b["index"])
-                ref[b["index"], 0], ref[b["index"], 1] = lp[:n], lp[n:]
-    elif cfg.reference == "frozen":
+    if cfg.reference == "frozen" and not cfg.lora_r:  # with LoRA the reference is the policy, adapter disabled
         frozen = checkpoints.load_model(ckpt, dtype=torch.float32).eval().requires_grad_(False)
-    elif cfg.reference != "none":
-        raise ValueError(f"reference must be precompute, frozen or none, not {cfg.reference!r}")
+    items = list(enumerate(encoded))
     gen = torch.Generator().manual_seed(cfg.seed)
     loader = torch.utils.data.DataLoader(
         items, batch_size=cfg.batch_size, shuffle=True, generator=gen, collate_fn=lambda b: _collate(b, pad)
     )
+    raw_opt = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay
+    )
+    model, opt, loader = acc.prepare(model, raw_opt, loader)
+    if frozen is not None:
+        frozen = acc.prepare_model(frozen, evaluation_mode=True)
+    # the schedule from what each process will really iterate: its share of the batches, per optimizer step
     steps_per_epoch = math.ceil(len(loader) / cfg.grad_accum)
     total = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
-    sched = get_cosine_schedule_with_warmup(opt, int(cfg.warmup_ratio * total), total)
-    model, opt, loader, sched = acc.prepare(model, opt, loader, sched)
-    if frozen is not None:
-        frozen = frozen.to(acc.device)
-    out.mkdir(parents=True, exist_ok=True)
+    sched = get_cosine_schedule_with_warmup(raw_opt, int(cfg.warmup_ratio * total), total)
+    acc.register_for_checkpointing(sched)  # stepped by hand, once per optimizer step
+    ref = torch.zeros(len(encoded), 2)
+    if cfg.reference == "precompute":  # the prepared model, before any update, under the training autocast
+        ref = _reference_logps(acc, model, items, pad, cfg.batch_size, bool(cfg.lora_r), say)
+    if acc.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / CONFIG).write_text(
+            json.dumps({**asdict(cfg), "data_sha256": data_sha, "pairs": len(encoded), "dropped": dropped}, indent=1)
+        )
     if tensorboard:
         acc.init_trackers("stepdpo")
-    (out / CONFIG).write_text(
-        json.dumps({**asdict(cfg), "data_sha256": data_sha, "pairs": len(encoded), "dropped": dropped}, indent=1)
-    )
     step, done_batches = 0, 0
-    last = out / "checkpoints" / "last"
-    if (last / "step.json").is_file():  # resume: weights, optimizer, scheduler, RNG; skip the batches done
+    last = _last_checkpoint(out)
+    if last is not None:  # resume: weights, optimizer, scheduler, RNG, and exactly the batches already done
         acc.load_state(str(last))
-        step = json.loads((last / "step.json").read_text())["step"]
-        done_batches = step * cfg.grad_accum
-        _truncate_log(out / LOG, step)
-        log(f"resumed at step {step}")
+        mark = json.loads((last / "step.json").read_text())
+        step, done_batches = mark["step"], mark.get("done_batches", mark["step"] * cfg.grad_accum)
+        if acc.is_main_process:
+            _truncate_log(out / LOG, step)
+        say(f"resumed at step {step} of {total}")
+    acc.wait_for_everyone()
+    say(
+        f"{total} optimizer steps ({steps_per_epoch} per epoch) of {cfg.batch_size} pairs x {cfg.grad_accum} "
+        f"micro-batches x {acc.num_processes} processes ({acc.distributed_type.value.lower()}, "
+        f"mixed precision {acc.mixed_precision})"
+    )
     model.train()
+    report = _Progress(total, step, log, acc.is_main_process, cfg.log_steps)
     t0, tokens = time.perf_counter(), 0
-    while step < total:
-        epoch_batches = done_batches % len(loader)
-        gen.manual_seed(cfg.seed + done_batches // len(loader))  # the same order per epoch, before and after resume
-        it = acc.skip_first_batches(loader, epoch_batches) if epoch_batches else loader
-        for batch in it:
-            with acc.accumulate(model):
-                lp, lens = completion_logps(model, batch)
-                n = len(batch["index"])
-                if frozen is not None:
-                    with torch.no_grad():
-                        rlp, _ = completion_logps(frozen, batch)
-                    rc, rr = rlp[:n], rlp[n:]
-                else:
-                    r = ref.to(lp.device)[batch["index"]]
-                    rc, rr = r[:, 0], r[:, 1]
-                pc, pr = lp[:n], lp[n:]
-                if cfg.loss_type == "ipo":  # IPO works on length-averaged log-probs
-                    pc, pr, rc, rr = pc / lens[:n], pr / lens[n:], rc / lens[:n], rr / lens[n:]
-                losses, cr, rj = dpo_loss(pc, pr, rc, rr, cfg.beta, cfg.label_smoothing, cfg.loss_type, cfg.dpop_lambda)
-                loss = losses.mean()
-                if cfg.rpo_alpha:  # keeps the chosen text likely while the margin grows (likelihood displacement)
-                    loss = loss + cfg.rpo_alpha * (-(lp[:n] / lens[:n])).mean()
-                acc.backward(loss)
-                if acc.sync_gradients:
-                    acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-                opt.step()
+    sums = torch.zeros(6, device=acc.device)  # loss, chosen reward, rejected reward, correct, pairs, tokens
+    try:
+        while step < total:
+            epoch, skip = divmod(done_batches, len(loader))
+            gen.manual_seed(cfg.seed + epoch)  # the same order per epoch, before and after a resume
+            it = acc.skip_first_batches(loader, skip) if skip else loader
+            for batch in it:
+                with acc.accumulate(model):
+                    losses, cr, rj, lp, lens = _step_losses(acc, model, frozen, batch, ref, cfg)
+                    loss = losses.mean()
+                    if cfg.rpo_alpha:  # keeps the chosen text likely while the margin grows (likelihood displacement)
+                        n = len(batch["index"])
+                        loss = loss + cfg.rpo_alpha * (-(lp[:n] / lens[:n])).mean()
+                    acc.backward(loss)
+                    if acc.sync_gradients and acc.distributed_type != DistributedType.DEEPSPEED:
+                        acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                    opt.step()
+                    opt.zero_grad()
+                done_batches += 1
+                sums += torch.stack(
+                    [
+                        losses.detach().sum(),
+                        cr.sum(),
+                        rj.sum(),
+                        (cr > rj).float().sum(),
+                        torch.tensor(float(len(cr)), device=cr.device),
+                        batch["attention_mask"].sum().to(cr.device).float(),
+                    ]
+                ).to(sums.device)
+                if not acc.sync_gradients:
+                    continue
+                lr_used = sched.get_last_lr()[0]  # the rate this optimizer step ran with
                 sched.step()
-                opt.zero_grad()
-            tokens += int(batch["attention_mask"].sum())
-            done_batches += 1
-            if not acc.sync_gradients:
-                continue
-            step += 1
-            line = {
-                "step": step,
-                "loss": loss.item(),
-                "rewards/chosen": cr.mean().item(),
-                "rewards/rejected": rj.mean().item(),
-                "rewards/margins": (cr - rj).mean().item(),
-                "rewards/accuracies": (cr > rj).float().mean().item(),
-                "lr": sched.get_last_lr()[0],
-                "tokens_per_s": tokens / max(time.perf_counter() - t0, 1e-9),
-            }
-            if acc.is_main_process:
-                with (out / LOG).open("a") as f:
-                    f.write(json.dumps(line) + "\n")
-            if tensorboard:
-                acc.log({k: v for k, v in line.items() if k != "step"}, step=step)
-            if cfg.save_steps and step % cfg.save_steps == 0:
-                _checkpoint(acc, last, step)
-            if step >= total:
-                break
-    _save_final(acc, model, tok, cfg, out, data_sha, step)
+                step += 1
+                total_sums = acc.reduce(sums, "sum")  # the step's mean over micro-batches and processes
+                sums.zero_()
+                tokens += int(total_sums[5].item())
+                k = max(total_sums[4].item(), 1.0)
+                line = {
+                    "step": step,
+                    "loss": total_sums[0].item() / k,
+                    "rewards/chosen": total_sums[1].item() / k,
+                    "rewards/rejected": total_sums[2].item() / k,
+                    "rewards/margins": (total_sums[1] - total_sums[2]).item() / k,
+                    "rewards/accuracies": total_sums[3].item() / k,
+                    "lr": lr_used,
+                    "tokens_per_s": tokens / max(time.perf_counter() - t0, 1e-9),
+                    "epoch": round(done_batches / len(loader), 4),
+                }
+                if acc.is_main_process:
+                    with (out / LOG).open("a") as f:
+                        f.write(json.dumps(line) + "\n")
+                if tensorboard:
+                    acc.log({k2: v for k2, v in line.items() if k2 != "step"}, step=step)
+                report.update(line)
+                if cfg.save_steps and step % cfg.save_steps == 0 and step < total:
+                    _checkpoint(acc, out, step, done_batches)
+                if step >= total:
+                    break
+    finally:
+        report.close()
+    _save_final(acc, model, tok, cfg, out, data_sha, step, ckpt)
     if tensorboard:
         acc.end_training()
     return out
+
+
+def _step_losses(acc: Any, model: Any, frozen: Any, batch: dict[str, torch.Tensor], ref: torch.Tensor, cfg: Any):
+    """Per-pair losses and rewards of one micro-batch, with the reference from the table, a frozen copy, or the
+    policy with its LoRA adapter disabled."""
+    lp, lens = completion_logps(model, batch)
+    n = len(batch["index"])
+    if cfg.reference == "frozen":
+        with torch.no_grad(), acc.autocast():
+            if frozen is not None:
+                rlp, _ = completion_logps(frozen, batch)
+            else:
+                with acc.unwrap_model(model).disable_adapter():
+                    rlp, _ = completion_logps(model, batch)
+        rc, rr = rlp[:n], rlp[n:]
+    else:
+        r = ref.to(lp.device)[batch["index"].to(lp.device)]
+        rc, rr = r[:, 0], r[:, 1]
+    pc, pr = lp[:n], lp[n:]
+    if cfg.loss_type == "ipo":  # IPO works on length-averaged log-probs
+        pc, pr, rc, rr = pc / lens[:n], pr / lens[n:], rc / lens[:n], rr / lens[n:]
+    losses, cr, rj = dpo_loss(pc, pr, rc, rr, cfg.beta, cfg.label_smoothing, cfg.loss_type, cfg.dpop_lambda)
+    return losses, cr, rj, lp, lens
+
+
+def _reference_logps(
+    acc: Any, model: Any, items: list, pad: int, batch_size: int, lora: bool, say: Any
+) -> torch.Tensor:
+    """Reference log-probs of every pair by the prepared model (starting weights; adapter disabled with LoRA),
+    under the training autocast, each process on its shard, gathered once to every process."""
+    import contextlib
+
+    loader = acc.prepare_data_loader(
+        torch.utils.data.DataLoader(items, batch_size=batch_size, shuffle=False, collate_fn=lambda b: _collate(b, pad))
+    )
+    table = torch.zeros(len(items), 2)
+    model.eval()
+    off = acc.unwrap_model(model).disable_adapter if lora else contextlib.nullcontext
+    t0 = time.perf_counter()
+    with torch.no_grad(), acc.autocast(), off():
+        for batch in loader:
+            lp, _ = completion_logps(model, batch)
+            n = len(batch["index"])
+            idx = acc.gather(batch["index"].to(acc.device))
+            vals = acc.gather(torch.stack([lp[:n], lp[n:]], dim=1).float().contiguous())
+            table[idx.cpu()] = vals.cpu()  # the padding of uneven shards repeats pairs: same index, same value
+    model.train()
+    say(f"reference log-probs of {len(items)} pairs in {time.perf_counter() - t0:.1f} s")
+    return table
+
+
+class _Progress:
+    """A progress bar with loss and reward accuracy on a terminal; a plain line every ``log_steps`` steps in CI
+    logs and pipes (main process only)."""
+
+    def __init__(self, total: int, start: int, log: Any, main: bool, log_steps: int) -> None:
+        import sys
+
+        self.total, self.log, self.main, self.every = total, log, main, max(1, log_steps)
+        self.bar = None
+        if main and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(
+                TextColumn("train"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[info]}"),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+            )
+            self.task = self.bar.add_task("train", total=total, completed=start, info="")
+            self.bar.start()
+        self.t0, self.start = time.perf_counter(), start
+
+    def update(self, line: dict[str, Any]) -> None:
+        if not self.main:
+            return
+        info = (
+            f"loss {line['loss']:.4f}  margin {line['rewards/margins']:+.3f}  acc {line['rewards/accuracies']:.2f}  "
+            f"{line['tokens_per_s']:.0f} tok/s"
+        )
+        if self.bar is not None:
+            self.bar.update(self.task, completed=line["step"], info=info)
+        elif line["step"] % self.every == 0 or line["step"] == self.total:
+            done = line["step"] - self.start
+            eta = (time.perf_counter() - self.t0) / max(done, 1) * (self.total - line["step"])
+            self.log(f"step {line['step']}/{self.total}  {info}  eta {eta:.0f} s")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
 
 
 def _truncate_log(path: Path, step: int) -> None:
@@ -342,24 +471,89 @@ def _truncate_log(path: Path, step: int) -> None:
         path.write_text("".join(x + "\n" for x in keep))
 
 
-def _checkpoint(acc: Any, last: Path, step: int) -> None:
-    tmp = last.with_name("last.tmp")
-    acc.save_state(str(tmp))
-    (tmp / "step.json").write_text(json.dumps({"step": step}))
-    if last.exists():
-        import shutil
-
-        shutil.rmtree(last)
-    tmp.rename(last)
+def _last_checkpoint(out: Path) -> Path | None:
+    """The newest complete checkpoint: ``last``, or ``last.old`` when a kill fell between the two renames."""
+    for name in ("last", "last.old"):
+        d = out / "checkpoints" / name
+        if (d / "step.json").is_file():
+            return d
+    return None
 
 
-def _save_final(acc: Any, model: Any, tok: Any, cfg: TrainConfig, out: Path, data_sha: str, step: int) -> None:
+def _checkpoint(acc: Any, out: Path, step: int, done_batches: int) -> None:
+    """Every rank writes its part of the state into ``last.tmp``; the main process marks it complete and swaps
+    it in (last -> last.old, last.tmp -> last, drop last.old), with barriers so no rank races a rename."""
+    import shutil
+
+    root = out / "checkpoints"
+    tmp, last, old = root / "last.tmp", root / "last", root / "last.old"
+    if acc.is_main_process and tmp.exists():
+        shutil.rmtree(tmp)  # a torn write from a killed run
     acc.wait_for_everyone()
-    model = acc.unwrap_model(model)
-    if cfg.lora_r:
-        model = model.merge_and_unload()
+    acc.save_state(str(tmp))
+    acc.wait_for_everyone()
     if acc.is_main_process:
-        model.save_pretrained(out)
+        (tmp / "step.json").write_text(json.dumps({"step": step, "done_batches": done_batches}))
+        if last.exists():
+            if old.exists():
+                shutil.rmtree(old)
+            last.rename(old)
+        tmp.rename(last)
+        if old.exists():
+            shutil.rmtree(old)
+    acc.wait_for_everyone()
+
+
+def _tag(out: Path) -> dict[str, Any]:
+    try:
+        tag = json.loads((out / TAG).read_text())
+    except (OSError, ValueError):
+        return {}
+    return tag if isinstance(tag, dict) else {}
+
+
+def _already_done(out: Path, cfg: TrainConfig) -> bool:
+    """A finished run with the same settings: rerunning the command must not redo its last steps."""
+    tag = _tag(out)
+    return bool(tag) and tag.get("config") == asdict(cfg) and (out / "config.json").is_file()
+
+
+def lora_from_state(state: dict[str, Any], ckpt: Any, cfg: TrainConfig) -> Any:
+    """A full CPU copy of the LoRA policy from a gathered state dict (base and adapter weights), for merging on
+    the main process when the live module holds only shards (ZeRO-3, FSDP)."""
+    from peft import LoraConfig, get_peft_model
+
+    from stepdpo_bench import checkpoints
+
+    base = checkpoints.load_model(ckpt, dtype=torch.float32)
+    full = get_peft_model(base, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, task_type="CAUSAL_LM"))
+    missing, unexpected = full.load_state_dict(state, strict=False)
+    if unexpected or [k for k in missing if "lora_" in k]:
+        raise RuntimeError(
+            f"gathered state does not fit the LoRA model (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
+    return full
+
+
+def _save_final(
+    acc: Any, model: Any, tok: Any, cfg: TrainConfig, out: Path, data_sha: str, step: int, ckpt: Any
+) -> None:
+    """The gathered state dict (every rank takes part: ZeRO-3 and FSDP hold shards), written by the main
+    process; a LoRA adapter is merged into the base weights first."""
+    from accelerate.utils import DistributedType
+
+    acc.wait_for_everyone()
+    sharded = acc.distributed_type in (DistributedType.DEEPSPEED, DistributedType.FSDP)
+    state = acc.get_state_dict(model)
+    if acc.is_main_process:
+        unwrapped = acc.unwrap_model(model)
+        if cfg.lora_r:
+            if sharded:  # the local module holds shards: rebuild the adapter on a full CPU copy, then merge
+                unwrapped = lora_from_state(state, ckpt, cfg)
+            merged = unwrapped.merge_and_unload()
+            merged.save_pretrained(out)
+        else:
+            unwrapped.save_pretrained(out, state_dict=state)
         tok.save_pretrained(out)
         tag = {
             "method": cfg.method,
@@ -371,11 +565,14 @@ def _save_final(acc: Any, model: Any, tok: Any, cfg: TrainConfig, out: Path, dat
             "lr": cfg.lr,
             "loss_type": cfg.loss_type,
             "reference": cfg.reference,
+            "processes": acc.num_processes,
+            "config": asdict(cfg),
         }
         (out / TAG).write_text(json.dumps(tag, indent=1))
         (out / "README.md").write_text(
             f"# {out.name}\n\nTrained with stepdpo-bench: **{cfg.method}** from `{cfg.model}` on `{cfg.data}` "
-            f"(sha256 {data_sha[:12]}), {step} optimizer steps.\n\n"
+            f"(sha256 {data_sha[:12]}), {step} optimizer steps on {acc.num_processes} process(es).\n\n"
             + "\n".join(f"- {k}: {v}" for k, v in asdict(cfg).items())
             + "\n"
         )
+    acc.wait_for_everyone()

@@ -37,6 +37,7 @@ def train(
     lora_r: int = typer.Option(None, "--lora-r", help="LoRA rank (0 = full fine-tuning)."),
     gradient_checkpointing: bool = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing"),
     save_steps: int = typer.Option(None, "--save-steps", help="Checkpoint every N steps (resume point)."),
+    log_steps: int = typer.Option(None, "--log-steps", help="A progress line every N steps off a terminal (10)."),
     seed: int = typer.Option(None),
     dtype: str = typer.Option(None, help="auto | bf16 | fp32."),
 ) -> None:
@@ -71,6 +72,7 @@ def train(
             lora_r=lora_r,
             gradient_checkpointing=gradient_checkpointing,
             save_steps=save_steps,
+            log_steps=log_steps,
             seed=seed,
             dtype=dtype,
         )

@@ -164,3 +164,55 @@ def test_bad_input(tiny_ckpt, tmp_path):
         ],
     )
     assert res.exit_code == 2 and "all 1 pairs were dropped as too long" in res.stderr
+
+
+def test_rerunning_a_finished_run_does_nothing(tiny_ckpt, pairs, tmp_path):
+    out = tmp_path / "done"
+    args = _args(tiny_ckpt, pairs, out, "--max-steps", "3", "--save-steps", "2")
+    assert runner.invoke(app, args).exit_code == 0
+    before = (out / "train_log.jsonl").read_text(), (out / "model.safetensors").stat().st_mtime_ns
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0 and "already trained with these settings (3 steps); nothing to do" in res.stderr
+    assert ((out / "train_log.jsonl").read_text(), (out / "model.safetensors").stat().st_mtime_ns) == before
+    longer = runner.invoke(app, _args(tiny_ckpt, pairs, out, "--max-steps", "4", "--save-steps", "2"))
+    assert longer.exit_code == 0 and "resumed at step 2 of 4" in longer.stderr  # other settings: it trains on
+    assert [x["step"] for x in _log(out)] == [1, 2, 3, 4]
+
+
+def test_bf16_reference_is_computed_like_the_policy(tiny_ckpt, pairs, tmp_path):
+    """Under bf16 autocast the reference pass runs under the same autocast: before any update the policy's
+    rewards are ~0, not a precision gap (fp32 reference vs bf16 policy gave margins of -0.002 and a biased acc)."""
+    out = tmp_path / "bf16"
+    res = runner.invoke(app, _args(tiny_ckpt, pairs, out, "--max-steps", "2", "--dtype", "bf16", "--lr", "1e-12"))
+    assert res.exit_code == 0, res.output
+    first = _log(out)[0]
+    assert "mixed precision bf16" in res.stderr
+    assert abs(first["rewards/margins"]) < 1e-4  # the pair's two sides see the same numerics
+    assert abs(first["rewards/chosen"]) < 1e-2  # bf16 resolution of a summed log-prob (different padding widths)
+    assert first["loss"] == pytest.approx(0.6931, abs=1e-3)
+
+
+def test_lora_merge_from_a_gathered_state_equals_the_live_merge(tiny_ckpt):
+    """What the main process does under ZeRO-3/FSDP (rebuild from the gathered state, then merge) gives the
+    same weights as merging the live module."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from stepdpo_bench import checkpoints
+    from trainer.train import TrainConfig, lora_from_state
+
+    cfg = TrainConfig(method="step-dpo", model=str(tiny_ckpt), data="-", out="-", lora_r=4)
+    ckpt = checkpoints.inspect(str(tiny_ckpt))
+    base = checkpoints.load_model(ckpt, dtype=torch.float32)
+    live = get_peft_model(base, LoraConfig(r=4, lora_alpha=16, task_type="CAUSAL_LM"))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, p in live.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)  # a trained adapter, not the zero init
+    state = {k: v.clone() for k, v in live.state_dict().items()}
+    rebuilt = lora_from_state(state, ckpt, cfg).merge_and_unload().state_dict()
+    merged = live.merge_and_unload().state_dict()
+    assert rebuilt.keys() == merged.keys()
+    assert max(float((rebuilt[k] - merged[k]).abs().max()) for k in merged) < 1e-6
+    assert max(float((merged[k] - checkpoints.load_model(ckpt).state_dict()[k]).abs().max()) for k in merged) > 1e-3
