@@ -86,8 +86,10 @@ def test_pipeline_end_to_end(arith_policy, tmp_path):
         assert p["prompt"] == problems[p["problem_id"]].question and p["answer"] == sol["gold"]
         assert p["rejected"] == sol["steps"][p["step_index"]] and p["chosen"] != p["rejected"]
         assert p["initial_reason_steps"] == "".join(s + "\n" for s in sol["steps"][: p["step_index"]])
-        assert p["full_chosen"].startswith(p["initial_reason_steps"] + p["chosen"])
-        assert grade(p["full_chosen"], p["answer"], "arith").correct
+        # Math-Step-DPO-10K's meaning: full_* continue from the diverging step, after initial_reason_steps
+        assert p["full_chosen"].startswith(p["chosen"]) and p["full_rejected"].startswith(p["rejected"])
+        assert p["full_rejected"] == "\n".join(sol["steps"][p["step_index"] :])
+        assert grade(p["initial_reason_steps"] + p["full_chosen"], p["answer"], "arith").correct
         assert p["locator"] == "symbolic" and p["confidence"] == 1.0 and p["dataset"] == "arith"
     assert {p["problem_id"] for p in pairs} == {d["problem_id"] for d in dpo}
     assert all(grade(d["chosen"], d["answer"], "arith").correct and d["initial_reason_steps"] == "" for d in dpo)

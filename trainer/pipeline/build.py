@@ -2,7 +2,9 @@
 problems, after the contamination guard.
 
 - ``step_dpo_pairs.jsonl``: ``dataset``, ``prompt`` (the problem), ``initial_reason_steps``, ``chosen`` and
-  ``rejected`` (one step each), ``full_chosen``, ``full_rejected``, ``answer``; plus provenance: ``problem_id``,
+  ``rejected`` (one step each), ``full_chosen`` and ``full_rejected`` (the continuations that begin with
+  ``chosen`` / ``rejected``, as in the public rows: ``initial_reason_steps`` + ``full_chosen`` is the whole
+  correct solution), ``answer``; plus provenance: ``problem_id``,
   ``sample_idx``, ``step_index`` (0-based), ``locator``, ``confidence``, ``policy``.
 - ``dpo_pairs.jsonl``: response-level pairs for the same errors: a full correct solution of the same problem
   (the policy's own from collect when it has one, else the rectified one) vs the full wrong solution, with
@@ -47,7 +49,10 @@ def build(pipe: Pipeline) -> dict[str, Any]:
         if sol is None or prob is None or not r["chosen"]:
             continue
         before = initial_text(sol.steps[: r["step"]])
-        full_rejected = "\n".join(sol.steps)
+        # Math-Step-DPO-10K's meaning: full_chosen / full_rejected are the continuations from the diverging step
+        # (initial_reason_steps + full_* is the whole solution); DPO rows below take whole solutions.
+        whole_rejected = "\n".join(sol.steps)
+        full_rejected = "\n".join(sol.steps[r["step"] :])
         for ch in r["chosen"][: c.pairs_per_error]:
             step_rows.append(
                 {
@@ -56,7 +61,7 @@ def build(pipe: Pipeline) -> dict[str, Any]:
                     "initial_reason_steps": before,
                     "chosen": ch["step"],
                     "rejected": r["rejected"],
-                    "full_chosen": ch["full"],
+                    "full_chosen": ch["full"][len(before) :] if ch["full"].startswith(before) else ch["full"],
                     "full_rejected": full_rejected,
                     "answer": prob.gold,
                     "problem_id": prob.id,
@@ -75,7 +80,7 @@ def build(pipe: Pipeline) -> dict[str, Any]:
                     "prompt": prob.question,
                     "initial_reason_steps": "",
                     "chosen": chosen_full,
-                    "rejected": full_rejected,
+                    "rejected": whole_rejected,
                     "answer": prob.gold,
                     "problem_id": prob.id,
                     "sample_idx": sol.sample_idx,
