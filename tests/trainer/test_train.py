@@ -216,3 +216,33 @@ def test_lora_merge_from_a_gathered_state_equals_the_live_merge(tiny_ckpt):
     assert rebuilt.keys() == merged.keys()
     assert max(float((rebuilt[k] - merged[k]).abs().max()) for k in merged) < 1e-6
     assert max(float((merged[k] - checkpoints.load_model(ckpt).state_dict()[k]).abs().max()) for k in merged) > 1e-3
+
+
+def test_a_config_file_takes_every_option_in_either_spelling_and_the_command_line_wins(tmp_path):
+    """docs/training.md: `--config` takes every option as a key (`batch_size` or `batch-size`), the required
+    ones included; an option given on the command line overrides the file; an unknown key is refused by name."""
+    from dataclasses import fields
+
+    from trainer.train import TrainConfig
+
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text(
+        "method: step-dpo\nmodel: some/model\ndata: pairs.jsonl\nout: out\nbatch-size: 4\nmax_steps: 3\n"
+        "loss-type: ipo\nlora_r: 8\ngradient-checkpointing: true\n"
+    )
+    got = TrainConfig.load(cfg, batch_size=None, lr=2e-6)
+    assert (got.method, got.model, got.data, got.out) == ("step-dpo", "some/model", "pairs.jsonl", "out")
+    assert (got.batch_size, got.max_steps, got.loss_type, got.lora_r, got.gradient_checkpointing) == (
+        4,
+        3,
+        "ipo",
+        8,
+        True,
+    )
+    assert got.lr == 2e-6 and TrainConfig.load(cfg, batch_size=16).batch_size == 16
+    every = {f.name: getattr(got, f.name) for f in fields(TrainConfig)}
+    (tmp_path / "all.json").write_text(json.dumps({k.replace("_", "-"): v for k, v in every.items()}))
+    assert TrainConfig.load(tmp_path / "all.json") == got
+    (tmp_path / "bad.yaml").write_text(cfg.read_text() + "batchsize: 4\n")
+    with pytest.raises(ValueError, match=r"bad.yaml: unknown option\(s\) batchsize"):
+        TrainConfig.load(tmp_path / "bad.yaml")
