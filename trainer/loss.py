@@ -10,6 +10,9 @@ whole solution for DPO) under the policy and the reference.  ``logits = (pi_c - 
   Pairs that differ in a token or two (a wrong digit in one step: Step-DPO's typical pair) let plain DPO widen
   the margin by pushing *both* completions down; the penalty stops the chosen one from falling below the
   reference.
+- ``nll``: ``-policy_chosen`` on length-averaged log-probs (the caller averages): no preference at all, the
+  *control* that separates "more likelihood on correct steps" from "push down the wrong ones".  On Step-DPO
+  pairs it is NLL on the chosen step only; on DPO pairs whose chosen side is a gold solution, continued SFT.
 
 Rewards are ``beta * (policy - reference)`` log-prob differences, detached, as TRL logs them.
 """
@@ -19,7 +22,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-LOSS_TYPES = ("sigmoid", "ipo", "dpop")
+LOSS_TYPES = ("sigmoid", "ipo", "dpop", "nll")
 
 
 def dpo_loss(
@@ -41,6 +44,8 @@ def dpo_loss(
         losses = -F.logsigmoid(beta * (logits - dpop_lambda * penalty))
     elif loss_type == "ipo":
         losses = (logits - 1 / (2 * beta)) ** 2
+    elif loss_type == "nll":
+        losses = -policy_chosen
     else:
         raise ValueError(f"unknown loss_type {loss_type!r}; choose from {', '.join(LOSS_TYPES)}")
     chosen_rewards = beta * (policy_chosen - ref_chosen).detach()

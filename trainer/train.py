@@ -97,6 +97,8 @@ class TrainConfig:
             raise ValueError(f"--label-smoothing applies to the sigmoid loss, not --loss-type {self.loss_type}")
         if not 0 <= self.label_smoothing < 0.5:
             raise ValueError(f"--label-smoothing must be in [0, 0.5), not {self.label_smoothing}")
+        if self.loss_type == "nll" and self.rpo_alpha:
+            raise ValueError("--rpo-alpha adds an NLL term on chosen; --loss-type nll is nothing but that term")
         if self.loss_type == "dpop" and self.reference == "none":
             raise ValueError("--loss-type dpop needs a reference (its penalty is on chosen falling below it)")
         for name, low in (("beta", 0.0), ("lr", 0.0), ("epochs", 0.0)):
@@ -388,7 +390,7 @@ def _step_losses(acc: Any, model: Any, frozen: Any, batch: dict[str, torch.Tenso
         r = ref.to(lp.device)[batch["index"].to(lp.device)]
         rc, rr = r[:, 0], r[:, 1]
     pc, pr = lp[:n], lp[n:]
-    if cfg.loss_type == "ipo":  # IPO works on length-averaged log-probs
+    if cfg.loss_type in ("ipo", "nll"):  # IPO and the NLL control work on length-averaged log-probs
         pc, pr, rc, rr = pc / lens[:n], pr / lens[n:], rc / lens[:n], rr / lens[n:]
     losses, cr, rj = dpo_loss(pc, pr, rc, rr, cfg.beta, cfg.label_smoothing, cfg.loss_type, cfg.dpop_lambda)
     return losses, cr, rj, lp, lens

@@ -54,6 +54,16 @@ def _args(tiny_ckpt, pairs, out, *extra):
     ]
 
 
+def test_the_nll_control_raises_the_chosen_likelihood_and_ignores_the_rejected(tiny_ckpt, pairs, tmp_path):
+    """--loss-type nll: the loss is the chosen completion's mean token NLL (so it falls), the chosen reward rises,
+    and nothing pushes the rejected side: its reward moves only as much as shared weights carry it."""
+    log = _train(tiny_ckpt, pairs, tmp_path / "nll", "--loss-type", "nll", "--lr", "3e-3")
+    assert log[0]["loss"] > 0 and log[-1]["loss"] < log[0]["loss"]
+    assert log[-1]["rewards/chosen"] > 0
+    res = runner.invoke(app, _args(tiny_ckpt, pairs, tmp_path / "x", "--loss-type", "nll", "--rpo-alpha", "1"))
+    assert res.exit_code == 2 and "--loss-type nll is nothing but that term" in res.output
+
+
 def _log(out):
     return [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
 
