@@ -26,7 +26,7 @@ def train(
     lr: float = typer.Option(None, help="Learning rate (default 5e-7)."),
     batch_size: int = typer.Option(None, "--batch-size", help="Pairs per micro-batch (default 8)."),
     grad_accum: int = typer.Option(None, "--grad-accum", help="Gradient accumulation steps (default 1)."),
-    loss_type: str = typer.Option(None, "--loss-type", help="sigmoid | ipo | dpop (DPO-Positive) | nll (control: likelihood of chosen only)."),
+    loss_type: str = typer.Option(None, "--loss-type", help="sigmoid | ipo | dpop (DPO-Positive) | nll (a control)."),
     dpop_lambda: float = typer.Option(None, "--dpop-lambda", help="dpop: penalty weight (default 50)."),
     label_smoothing: float = typer.Option(None, "--label-smoothing", help="sigmoid only: conservative DPO."),
     rpo_alpha: float = typer.Option(None, "--rpo-alpha", help="Weight of an NLL term on chosen (RPO; default 0)."),
