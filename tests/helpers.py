@@ -38,3 +38,25 @@ def clone_run(src: Path, results: Path, label: str) -> Path:
     m.pop("regraded_from", None)
     (dst / "run.json").write_text(json.dumps(m))
     return dst
+
+
+def write_last_step_pairs(path: Path, n: int, ids: bool = False) -> Path:
+    """Step-DPO pairs on arith train problems: the earlier true steps, then the true last step (chosen) vs the same
+    step with its result off by 3 (rejected); ``ids`` adds each problem's id."""
+    import json
+
+    from stepdpo_bench.tasks import arith
+
+    rows = []
+    for p in arith.generate("train", n).problems:
+        *before, last = p.steps
+        lhs, rhs = last.split(" = ")
+        row = {
+            "prompt": p.question,
+            "initial_reason_steps": "\n".join(before) + "\n",
+            "chosen": last,
+            "rejected": f"{lhs} = {int(rhs) + 3}",
+        }
+        rows.append({**row, "problem_id": p.id} if ids else row)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path

@@ -56,6 +56,8 @@ class DemoConfig:
     beta: float = 0.1
     pref_lr: float = 1e-4
     loss_type: str = "dpop"
+    # reproducibility: the same seed gives the same numbers on a machine (fixed thread count, deterministic kernels)
+    threads: int = 2
     # evaluation
     test_problems: int = 500
     data_dir: str | None = None
@@ -303,6 +305,22 @@ def locator_accuracy(pairs_dir: Path, same_as: str | None = None) -> dict[str, d
 
 
 def run_demo(cfg: DemoConfig, console: Console | None = None, out_console: Console | None = None) -> dict[str, Any]:
+    """All phases, with a fixed thread count and deterministic kernels (restored afterwards): CPU reductions depend
+    on how work is split over threads, so this is what makes the same seed give the same numbers on a machine;
+    other CPUs may still differ in the last bits (docs/demo.md)."""
+    import torch
+
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(cfg.threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        return _run_demo(cfg, console, out_console)
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+
+
+def _run_demo(cfg: DemoConfig, console: Console | None = None, out_console: Console | None = None) -> dict[str, Any]:
     """All phases; returns (and writes to ``OUT/summary.json``) what was measured.  Progress goes to ``console``
     (stderr), the leaderboard and comparisons to ``out_console`` (stdout)."""
     from stepdpo_bench.leaderboard import leaderboard, render
@@ -328,6 +346,7 @@ def run_demo(cfg: DemoConfig, console: Console | None = None, out_console: Conso
     for method in ("dpo", "step-dpo"):
         models[method] = train_pair(cfg, method, sft_dir, console)
     timings["train_s"] = time.perf_counter() - t0 - sum(timings.values())
+    curves = _share_training_logs(models, out / "results")
     console.rule("4/4  evaluation and leaderboard")
     runs = evaluate_all(cfg, models, console)
     ingest(out / "results", log=lambda m: None)
@@ -349,12 +368,33 @@ def run_demo(cfg: DemoConfig, console: Console | None = None, out_console: Conso
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     out_console.print(
-        f"\nSee it in the app:  stepdpo-bench app --results {out / 'results'}\nSummary: {out / 'summary.json'}",
+        f"\nSee it in the app:  stepdpo-bench app --results {out / 'results'}"
+        f"\nTraining curves: the app's Training page ({', '.join(curves)}, under {out / 'results'})"
+        f"\nSummary: {out / 'summary.json'}",
         highlight=False,
         markup=False,
         soft_wrap=True,
     )
     return summary
+
+
+def _share_training_logs(models: dict[str, Path], results: Path) -> list[str]:
+    """Copy each trained model's log and config (small files, not weights) to ``results/train-METHOD/``: ingest
+    reads training logs from the results folder, so the printed app command shows the curves too."""
+    import shutil
+
+    from stepdpo_bench.contracts import TRAIN_CONFIG, TRAIN_LOG
+
+    names = []
+    for method, path in models.items():
+        if method == "sft" or not all((path / n).is_file() for n in (TRAIN_LOG, TRAIN_CONFIG)):
+            continue  # the SFT model's log is its own format
+        dst = results / f"train-{method}"
+        dst.mkdir(parents=True, exist_ok=True)
+        for name in (TRAIN_LOG, TRAIN_CONFIG):
+            shutil.copyfile(path / name, dst / name)
+        names.append(dst.name)
+    return names
 
 
 def config_for(out: str, smoke: bool, seed: int, data_dir: str | None) -> DemoConfig:

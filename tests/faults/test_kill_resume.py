@@ -21,6 +21,8 @@ from typer.testing import CliRunner
 from stepdpo_bench.cli import app
 from stepdpo_bench.runs import RunDir, read_log
 
+from ..helpers import write_last_step_pairs
+
 runner = CliRunner()
 ENV = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
 KILLS = 4
@@ -216,22 +218,7 @@ def test_pairs_survive_kills(arith_policy, tmp_path):
 
 
 def test_train_survives_kills(tiny_ckpt, tmp_path):
-    from stepdpo_bench.tasks import arith
-
-    pairs = tmp_path / "pairs.jsonl"
-    rows = []
-    for p in arith.generate("train", 40).problems:
-        *before, last = p.steps
-        lhs, rhs = last.split(" = ")
-        rows.append(
-            {
-                "prompt": p.question,
-                "initial_reason_steps": "\n".join(before) + "\n",
-                "chosen": last,
-                "rejected": f"{lhs} = {int(rhs) + 3}",
-            }
-        )
-    pairs.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    pairs = write_last_step_pairs(tmp_path / "pairs.jsonl", 40)
     args = [
         "train",
         "--method",

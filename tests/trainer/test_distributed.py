@@ -24,8 +24,8 @@ import pytest
 from typer.testing import CliRunner
 
 from stepdpo_bench.cli import app
-from stepdpo_bench.tasks import arith
 
+from ..helpers import write_last_step_pairs
 from ..servers import free_port
 
 pytest.importorskip("accelerate")
@@ -39,21 +39,7 @@ N_PAIRS = 48
 
 @pytest.fixture(scope="module")
 def pairs(tmp_path_factory) -> Path:
-    f = tmp_path_factory.mktemp("dist") / "pairs.jsonl"
-    rows = []
-    for p in arith.generate("train", N_PAIRS).problems:
-        *before, last = p.steps
-        lhs, rhs = last.split(" = ")
-        rows.append(
-            {
-                "prompt": p.question,
-                "initial_reason_steps": "\n".join(before) + "\n",
-                "chosen": last,
-                "rejected": f"{lhs} = {int(rhs) + 3}",
-            }
-        )
-    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return f
+    return write_last_step_pairs(tmp_path_factory.mktemp("dist") / "pairs.jsonl", N_PAIRS)
 
 
 def _train_args(ckpt: Path, pairs: Path, out: Path, *extra: str) -> list[str]:

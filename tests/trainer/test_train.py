@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from stepdpo_bench.cli import app
 from stepdpo_bench.runs import RunDir
-from stepdpo_bench.tasks import arith
+
+from ..helpers import write_last_step_pairs
 
 pytest.importorskip("accelerate")
 runner = CliRunner()
@@ -19,22 +20,7 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def pairs(tmp_path_factory):
     """Step-DPO pairs on arith: earlier true steps, the true last step vs a wrong one."""
-    f = tmp_path_factory.mktemp("pairs") / "pairs.jsonl"
-    rows = []
-    for p in arith.generate("train", 48).problems:
-        *before, last = p.steps
-        lhs, rhs = last.split(" = ")
-        rows.append(
-            {
-                "prompt": p.question,
-                "initial_reason_steps": "\n".join(before) + "\n",
-                "chosen": last,
-                "rejected": f"{lhs} = {int(rhs) + 3}",
-                "problem_id": p.id,
-            }
-        )
-    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return f
+    return write_last_step_pairs(tmp_path_factory.mktemp("pairs") / "pairs.jsonl", 48, ids=True)
 
 
 def _args(tiny_ckpt, pairs, out, *extra):

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from stepdpo_bench.cli import app
 from stepdpo_bench.runs import RunDir
 
+from ..helpers import write_last_step_pairs
 from .build import ADAPTER, ENTRIES
 
 pytestmark = pytest.mark.zoo
@@ -49,24 +50,7 @@ def _eval(model: Path, out: Path, *extra: str) -> RunDir:
 
 @pytest.fixture(scope="module")
 def step_pairs(tmp_path_factory) -> Path:
-    from stepdpo_bench.tasks import arith
-
-    f = tmp_path_factory.mktemp("pairs") / "pairs.jsonl"
-    rows = []
-    for p in arith.generate("train", 8).problems:
-        *before, last = p.steps
-        lhs, rhs = last.split(" = ")
-        rows.append(
-            {
-                "prompt": p.question,
-                "initial_reason_steps": "\n".join(before) + "\n",
-                "chosen": last,
-                "rejected": f"{lhs} = {int(rhs) + 3}",
-                "problem_id": p.id,
-            }
-        )
-    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return f
+    return write_last_step_pairs(tmp_path_factory.mktemp("pairs") / "pairs.jsonl", 8, ids=True)
 
 
 @pytest.mark.parametrize("name", NAMES)
