@@ -60,10 +60,10 @@ def per_problem(samples: Iterable[dict[str, Any]]) -> dict[str, float]:
 
 def paired(a: dict[str, float], b: dict[str, float]) -> Paired:
     """Compare per-problem scores ``a`` (baseline) and ``b`` (candidate) on their common problems."""
-    common = sorted(a.keys() & b.keys(), key=natural_key)
+    common = list(a.keys() & b.keys())  # the statistics do not depend on the order; only the lists shown do
     res = paired_arrays(np.array([a[k] for k in common], dtype=float), np.array([b[k] for k in common], dtype=float))
-    res.fixed = [k for k in common if b[k] > a[k]]
-    res.broken = [k for k in common if b[k] < a[k]]
+    res.fixed = sorted((k for k in common if b[k] > a[k]), key=natural_key)
+    res.broken = sorted((k for k in common if b[k] < a[k]), key=natural_key)
     return res
 
 

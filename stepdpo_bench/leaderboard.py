@@ -47,13 +47,19 @@ def leaderboard(con: Any, task: str | None = None, tag: str | None = None) -> li
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault((r["task"], r["data_sha256"] or "", r["problems_sha"] or r["run_id"]), []).append(r)
-    all_ids = [r["run_id"] for r in rows]
-    matrix = score_matrix(con, all_ids)  # one scan of the samples for every task
-    position = {rid: i for i, rid in enumerate(all_ids)}
+    # per-problem scores only for runs that share their problem set with another: one scan for every task
+    shared_ids = [r["run_id"] for g in groups.values() if len(g) > 1 for r in g]
+    matrix = score_matrix(con, shared_ids) if shared_ids else None
+    position = {rid: i for i, rid in enumerate(shared_ids)}
     for group_rows in groups.values():
         group_rows.sort(key=lambda r: -(r["accuracy"] if r["accuracy"] is not None else -1))
+        if len(group_rows) == 1:  # alone on its problem set: nothing to test
+            r = group_rows[0]
+            r.update({"tier": 1, "vs": None, "vs_diff": 0.0, "vs_p_holm": None, "vs_shared": r["n_problems"]})
+            continue
         ids = [r["run_id"] for r in group_rows]
-        t = tiers(ids, matrix[[position[i] for i in ids]])
+        sub = matrix[[position[i] for i in ids]]
+        t = tiers(ids, sub[:, ~np.isnan(sub).all(axis=0)])  # this problem set's columns only
         for r in group_rows:
             r.update(t[r["run_id"]])
     order = {id(r): i for i, r in enumerate(r for g in groups.values() for r in g)}
@@ -81,11 +87,17 @@ def extraction_summary(extraction: Any, top: int = 3) -> str:
 def score_matrix(con: Any, run_ids: list[str]) -> np.ndarray:
     """Per-problem mean correctness as a (runs x problems) array, NaN where a run did not answer a problem.
     Built in DuckDB and numpy (one query, no per-row Python) so tiers stay fast on 1M-sample indexes."""
-    q = "SELECT list_position(?, run_id) - 1 AS r, pkey, score FROM problem_scores WHERE list_contains(?, run_id)"
+    q = """
+        WITH sel AS (
+            SELECT i.r, s.pkey, s.score FROM problem_scores s
+            JOIN (SELECT unnest(?) AS run_id, generate_subscripts(?, 1) - 1 AS r) i USING (run_id)),
+        k AS (SELECT pkey, row_number() OVER () - 1 AS c FROM (SELECT DISTINCT pkey FROM sel))
+        SELECT sel.r, k.c, sel.score FROM sel JOIN k USING (pkey)
+    """  # each problem's column numbered by a hash in DuckDB, not by sorting a million strings in numpy
     res = con.execute(q, [run_ids, run_ids]).fetchnumpy()
-    keys, cols = np.unique(res["pkey"], return_inverse=True)
-    m = np.full((len(run_ids), len(keys)), np.nan)
-    m[res["r"].astype(int), cols] = res["score"].astype(float)
+    cols = res["c"].astype(np.int64)
+    m = np.full((len(run_ids), int(cols.max()) + 1 if len(cols) else 0), np.nan)
+    m[res["r"].astype(np.int64), cols] = res["score"].astype(float)
     return m
 
 
