@@ -163,7 +163,8 @@ def _choices(task: Task) -> str:
     return f" ({'; '.join(parts)})" if parts else ""
 
 
-def _progress(console: Console) -> Progress:
+def progress_bar(console: Console) -> Progress:
+    """The bar for long work over items (eval, the pair pipeline's stages): count, ``rate`` field, elapsed, ETA."""
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -217,7 +218,7 @@ def execute(p: EvalPlan, sampler: Sampler, console: Console | None = None) -> Ev
     total = len(task) * params.n
     missing = lambda q: len(have.get(q.id, ())) < params.n  # noqa: E731
     try:
-        with _progress(console) as bar:
+        with progress_bar(console) as bar:
             tid = bar.add_task(
                 f"{task.name} ({sampler.backend})", total=total, completed=total - len(todo) * params.n, rate=""
             )

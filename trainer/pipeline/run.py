@@ -11,9 +11,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from stepdpo_bench.evaluate import progress_bar
 from stepdpo_bench.runs import atomic_write_text
 
 from .context import Pipeline
@@ -40,17 +40,6 @@ def _stage(name: str) -> Callable[..., dict[str, Any]]:
     return lambda pipe, progress: build(pipe)
 
 
-def _progress(console: Console) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        console=console,
-    )
-
-
 def run_stages(pipe: Pipeline, stages: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Run ``stages`` in order on one pipeline (one policy sampler for all) and return the whole funnel."""
     pipe.check_identity()
@@ -58,7 +47,7 @@ def run_stages(pipe: Pipeline, stages: Sequence[str]) -> dict[str, dict[str, Any
     funnel: dict[str, dict[str, Any]] = json.loads(path.read_text()) if path.is_file() else {}
     try:
         for name in stages:
-            with _progress(pipe.console) as progress:
+            with progress_bar(pipe.console) as progress:
                 counts = _stage(name)(pipe, progress)
             funnel[name] = counts
             atomic_write_text(path, json.dumps({k: funnel[k] for k in STAGES if k in funnel}, indent=1))
