@@ -21,6 +21,8 @@ from stepdpo_bench.runs import read_log
 from stepdpo_bench.tasks import arith
 from trainer.pipeline.symbolic import check_step
 
+from ..helpers import runs_by_task
+
 pytest.importorskip("transformers")
 runner = CliRunner()
 
@@ -125,6 +127,29 @@ def test_pipeline_end_to_end(arith_policy, tmp_path):
     # the directory is tied to what was sampled
     res = runner.invoke(app, ["pairs", "build", "--config", str(f), "--set", "k=5"])
     assert res.exit_code == 2 and "built with k=4, not 5" in res.output
+
+
+def test_greedy_mining_collects_what_eval_generates_greedily(arith_policy, tmp_path):
+    """On-policy negatives: with temperature 0 and k 1 the collected solutions are exactly the harness's greedy
+    outputs (``eval`` at temperature 0 on the same problems, an independent code path), while rectify samples at
+    ``rectify_temperature``: continuations from one prefix differ."""
+    f = _config(tmp_path, arith_policy, k=1, temperature=0.0, rectify_temperature=1.0, locators=["symbolic"])
+    res = runner.invoke(app, ["pairs", "run", "--config", str(f)])
+    assert res.exit_code == 0, res.output
+    sols = _solutions(tmp_path / "pipe")
+    assert len(sols) == 16 and {s["sample_idx"] for s in sols.values()} == {0}
+    res = runner.invoke(
+        app,
+        ["eval", "--model", str(arith_policy), "--tasks", "arith", "--split", "train", "--limit", "16",
+         "--backend", "hf", "--max-tokens", "48", "--out", str(tmp_path / "results")],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    greedy = {s["problem_id"]: s["steps"] for s in runs_by_task(tmp_path / "results")["arith"].read_samples()}
+    assert {s["problem_id"]: s["steps"] for s in sols.values()} == greedy
+    rows = read_log(tmp_path / "pipe" / "rectified.jsonl")
+    assert rows and all(r["tried"] == 8 for r in rows)
+    texts = [c["full"] for r in rows for c in r["chosen"]]
+    assert any(0 < r["reached_answer"] < r["tried"] for r in rows) or len(set(texts)) > len(rows), rows[:3]
 
 
 def test_training_file_without_answers_is_a_one_line_error(arith_policy, tmp_path):

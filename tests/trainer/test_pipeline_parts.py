@@ -42,6 +42,23 @@ def test_config_from_yaml_with_overrides_and_clear_errors(tmp_path):
         load_config(None, {"out": "o"})
 
 
+def test_greedy_collect_needs_one_sample_and_exploring_continuations():
+    """On-policy mining: collect at temperature 0 is one greedy solution per problem, and the continuations from a
+    prefix (rectify, rollout) need their own temperature, or every one of them is the same."""
+    base = {"model": "m", "out": "o", "temperature": "0"}
+    with pytest.raises(PipelineError, match="k=4 at temperature 0 samples the same greedy solution 4 times"):
+        load_config(None, base)
+    with pytest.raises(PipelineError, match=r"rectify_n > 1 continuations at temperature 0.*set rectify_temperature"):
+        load_config(None, {**base, "k": "1"})
+    with pytest.raises(PipelineError, match=r"rollout_m > 1 .*rectify_temperature"):
+        load_config(None, {**base, "k": "1", "rectify_n": "1", "locators": "symbolic,rollout"})
+    cfg = load_config(None, {**base, "k": "1", "rectify_temperature": "0.8"})
+    assert (cfg.temperature, cfg.continuation_temperature) == (0.0, 0.8)
+    assert load_config(None, {"model": "m", "out": "o"}).continuation_temperature == 0.8  # default: temperature
+    with pytest.raises(PipelineError, match="rectify_temperature must be 0 or more"):
+        load_config(None, {"model": "m", "out": "o", "rectify_temperature": "-1"})
+
+
 REPLIES = [  # (recorded judge reply, solution steps, expected outcome, expected 0-based step)
     ("Step 1: correct\nStep 2: incorrect", 3, "located", 1),
     ("**Step 1:** Correct\n**Step 2:** Neutral\n**Step 3:** Incorrect - 7 * 8 is 56", 4, "located", 2),

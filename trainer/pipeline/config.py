@@ -48,7 +48,7 @@ class PipelineConfig:
     prompt: str | None = None  # a *-step prompt; default: arith-step for arith, else qwen2-boxed-step
     # collect
     k: int = 4
-    temperature: float = 0.8
+    temperature: float = 0.8  # 0 with k = 1: the greedy policy's own errors (on-policy negatives)
     top_p: float = 1.0
     max_tokens: int = 512
     seed: int = 0
@@ -66,6 +66,8 @@ class PipelineConfig:
     judge_retries: int = 3
     # rectify
     rectify_n: int = 8
+    # continuations from a prefix (rectify, rollout) must explore even when collect is greedy; default: temperature
+    rectify_temperature: float | None = None
     verify_chosen: bool = True  # drop continuations with checkably false arithmetic (lucky answers)
     # pairs
     pairs_per_error: int = 1
@@ -76,6 +78,11 @@ class PipelineConfig:
     @property
     def primary_locator(self) -> str:
         return self.locator or self.locators[0]
+
+    @property
+    def continuation_temperature(self) -> float:
+        """Temperature of the continuations sampled from a prefix (rectify, rollout)."""
+        return self.temperature if self.rectify_temperature is None else self.rectify_temperature
 
     def validate(self) -> PipelineConfig:
         if not self.model:
@@ -95,6 +102,21 @@ class PipelineConfig:
             raise PipelineError(f"limit must be at least 1, not {self.limit}")
         if self.temperature < 0 or not 0 < self.top_p <= 1 or self.max_tokens < 1 or self.chunk_size < 1:
             raise PipelineError("temperature must be 0 or more, top_p in (0, 1], max_tokens and chunk_size at least 1")
+        if self.rectify_temperature is not None and self.rectify_temperature < 0:
+            raise PipelineError(f"rectify_temperature must be 0 or more, not {self.rectify_temperature}")
+        if self.temperature == 0 and self.k > 1:
+            raise PipelineError(
+                f"k={self.k} at temperature 0 samples the same greedy solution {self.k} times; "
+                "set k: 1 (mine the greedy policy's errors) or a temperature above 0"
+            )
+        explore = [n for n, v in (("rectify_n", self.rectify_n), ("rollout_m", self.rollout_m)) if v > 1]
+        if self.continuation_temperature == 0 and "rollout" not in self.locators:
+            explore = [n for n in explore if n != "rollout_m"]
+        if self.continuation_temperature == 0 and explore:
+            raise PipelineError(
+                f"{explore[0]} > 1 continuations at temperature 0 are all the same; "
+                "set rectify_temperature (e.g. 0.8) so rectify and rollout explore while collect stays greedy"
+            )
         from stepdpo_bench.samplers import SamplerError
 
         try:

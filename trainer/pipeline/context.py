@@ -36,6 +36,7 @@ IDENTITY_KEYS = (
     "prompt",
     "k",
     "temperature",
+    "rectify_temperature",
     "top_p",
     "max_tokens",
     "seed",
