@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -41,8 +43,11 @@ class DemoConfig:
     sft_lr: float = 3e-3
     sft_from: int = 2000
     sft_problems: int = 3000
-    # pipeline on arith train problems [0, pipeline_problems)
+    # pipeline on arith train problems [0, pipeline_problems): k solutions each at temperature 0.8 ("sampled"), or
+    # one greedy solution each on [0, greedy_problems) ("greedy": the policy's own errors, on-policy negatives)
+    mining: str = "sampled"
     pipeline_problems: int = 1000
+    greedy_problems: int = 1500
     k: int = 4
     rollout_m: int = 4
     rollout_solutions: int = 200  # rollout runs beside symbolic on this many wrong solutions, for comparison
@@ -56,6 +61,8 @@ class DemoConfig:
     beta: float = 0.1
     pref_lr: float = 1e-4
     loss_type: str = "dpop"
+    rpo_alpha: float = 0.0
+    dpop_lambda: float = 50.0
     # reproducibility: the same seed gives the same numbers on a machine (fixed thread count, deterministic kernels)
     threads: int = 2
     # evaluation
@@ -145,19 +152,24 @@ def _bar(console: Console) -> Any:
     )
 
 
-def run_pipeline(cfg: DemoConfig, sft_dir: Path, console: Console) -> dict[str, Any]:
+def run_pipeline(cfg: DemoConfig, sft_dir: Path, console: Console, name: str = "pairs") -> dict[str, Any]:
+    """Phase 2 into ``OUT/name``: sampled or greedy mining (``cfg.mining``); rectify samples at 0.8 either way."""
     from .pipeline.config import PipelineConfig
     from .pipeline.context import Pipeline
     from .pipeline.run import STAGES, print_funnel, run_stages
 
+    if cfg.mining not in ("sampled", "greedy"):
+        raise ValueError(f"mining {cfg.mining!r}: choose sampled or greedy")
+    greedy = cfg.mining == "greedy"
     pc = PipelineConfig(
         model=str(sft_dir),
-        out=str(Path(cfg.out) / "pairs"),
+        out=str(Path(cfg.out) / name),
         task="arith",
         batch_size=64,
-        limit=cfg.pipeline_problems,
-        k=cfg.k,
-        temperature=0.8,
+        limit=cfg.greedy_problems if greedy else cfg.pipeline_problems,
+        k=1 if greedy else cfg.k,
+        temperature=0.0 if greedy else 0.8,
+        rectify_temperature=0.8,
         max_tokens=64,
         seed=cfg.seed,
         locators=["symbolic", "rollout"],
@@ -192,6 +204,8 @@ def train_pair(cfg: DemoConfig, method: str, sft_dir: Path, console: Console) ->
         batch_size=cfg.pref_batch,
         prompt="arith-step",
         loss_type=cfg.loss_type,
+        rpo_alpha=cfg.rpo_alpha,
+        dpop_lambda=cfg.dpop_lambda,
         max_length=256,
         max_completion_length=128,
         seed=cfg.seed,
@@ -304,20 +318,27 @@ def locator_accuracy(pairs_dir: Path, same_as: str | None = None) -> dict[str, d
     return out
 
 
-def run_demo(cfg: DemoConfig, console: Console | None = None, out_console: Console | None = None) -> dict[str, Any]:
-    """All phases, with a fixed thread count and deterministic kernels (restored afterwards): CPU reductions depend
-    on how work is split over threads, so this is what makes the same seed give the same numbers on a machine;
-    other CPUs may still differ in the last bits (docs/demo.md)."""
+@contextmanager
+def pinned(threads: int) -> Iterator[None]:
+    """A fixed thread count and deterministic kernels, restored afterwards: CPU reductions depend on how work is
+    split over threads, so this is what makes the same seed give the same numbers on a machine; other CPUs may
+    still differ in the last bits (docs/demo.md)."""
     import torch
 
-    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    torch.set_num_threads(cfg.threads)
+    before, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
-        return _run_demo(cfg, console, out_console)
+        yield
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(before)
         torch.use_deterministic_algorithms(deterministic)
+
+
+def run_demo(cfg: DemoConfig, console: Console | None = None, out_console: Console | None = None) -> dict[str, Any]:
+    """All phases, pinned (same seed, same machine: same numbers)."""
+    with pinned(cfg.threads):
+        return _run_demo(cfg, console, out_console)
 
 
 def _run_demo(cfg: DemoConfig, console: Console | None = None, out_console: Console | None = None) -> dict[str, Any]:

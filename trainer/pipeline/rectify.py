@@ -36,7 +36,9 @@ def _rectify_chunk(pipe: Pipeline, items: Sequence[tuple[Solution, dict[str, Any
         p, o = pipe.prefix_prompt(pipe.problems[sol.problem_id], sol.steps[: loc["step"]])
         prompts.append(p)
         openings.append(o)
-    outs = pipe.policy.generate(prompts, pipe.sampling(pipe.cfg.rectify_n, pipe.cfg.continuation_temperature, pipe.cfg.seed + 7))
+    outs = pipe.policy.generate(
+        prompts, pipe.sampling(pipe.cfg.rectify_n, pipe.cfg.continuation_temperature, pipe.cfg.seed + 7)
+    )
     conts = [[o + c.text for c in cs] for o, cs in zip(openings, outs, strict=True)]
     grades = iter(
         grade_batch(

@@ -50,7 +50,9 @@ def rollout_locate(pipe: Pipeline, sols: Sequence[Solution], m: int, alpha: floa
             prompt, opening = pipe.prefix_prompt(pipe.problems[x.sol.problem_id], x.sol.steps[:i])
             prompts.append(prompt)
             openings.append(opening)
-        outs = pipe.policy.generate(prompts, pipe.sampling(m, pipe.cfg.continuation_temperature, pipe.cfg.seed + 1000 + rounds))
+        outs = pipe.policy.generate(
+            prompts, pipe.sampling(m, pipe.cfg.continuation_temperature, pipe.cfg.seed + 1000 + rounds)
+        )
         rounds += 1
         texts, golds = [], []
         for (x, i), opening, cs in zip(probes, openings, outs, strict=True):
