@@ -61,7 +61,7 @@ SIGMOID = {"loss_type": "sigmoid", "beta": 0.5, "rpo_alpha": 1.0}
 @dataclass(frozen=True)
 class Arm:
     name: str
-    data: str  # step | greedy | dpo | gold
+    data: str  # step | greedy | dpo | gold | gold-greedy (a key of prepare()'s files)
     method: str
     loss: dict[str, Any]
 
@@ -93,9 +93,11 @@ def prepare(out: Path, seed: int) -> tuple[DemoConfig, Path, dict[str, Path]]:
         "dpo": sd / "pairs" / "dpo_pairs.jsonl",
         "greedy": sd / "pairs-greedy" / "step_dpo_pairs.jsonl",
         "gold": sd / "gold_pairs.jsonl",
+        "gold-greedy": sd / "gold_pairs_greedy.jsonl",
     }
-    if not files["gold"].is_file():
-        write_gold(files["step"], files["gold"])
+    for src, dst in (("step", "gold"), ("greedy", "gold-greedy")):
+        if not files[dst].is_file():
+            write_gold(files[src], files[dst])
     console.print(f"seed {seed}: SFT model and pairs ready ({time.perf_counter() - t0:.0f} s)", highlight=False)
     return cfg, sft_dir, files
 
@@ -235,6 +237,15 @@ def sweep(out: Path, seed: int, arms: tuple[Arm, ...]) -> dict[str, dict[str, An
 
 
 # ---------------------------------------------------------------- 2. test, once per chosen model
+CONTROLS = ("nll-step", "sft-gold")
+
+
+def best_step_arm(chosen: dict[str, dict[str, Any]]) -> str:
+    """The Step-DPO arm with the best validation accuracy (ties: the first listed)."""
+    names = [a.name for a in ARMS if a.method == "step-dpo" and a.name not in CONTROLS and a.name in chosen]
+    return max(names, key=lambda n: chosen[n]["val_acc"]) if names else "step-dpo"
+
+
 def test_seed(
     out: Path,
     seed: int,
@@ -254,6 +265,18 @@ def test_seed(
             models[arm.name] = train_arm(
                 arm, sft_dir, files[arm.data], sd / "final" / arm.name, c["lr"], c["steps"], seed
             )
+    best = best_step_arm(chosen)
+    best_data = next(a.data for a in ARMS if a.name == best)
+    for arm in arms:  # the controls on the best Step-DPO arm's problems, lr and steps: attribution at equal budget
+        ref, c = chosen.get(best), chosen[arm.name]
+        data = {"nll-step": best_data, "sft-gold": "gold" if best_data == "step" else "gold-greedy"}.get(arm.name)
+        if data and ref and (data, c["lr"], c["steps"]) != (arm.data, ref["lr"], ref["steps"]):
+            run = sd / "sweep" / arm.name / f"lr{ref['lr']:g}-s{ref['steps']}"
+            if not (seed == sweep_seed and data == arm.data and (run / "stepdpo_train.json").is_file()):
+                run = train_arm(
+                    arm, sft_dir, files[data], sd / "final" / f"{arm.name}@{best}", ref["lr"], ref["steps"], seed
+                )
+            models[f"{arm.name}@{best}"] = run
     scores: dict[str, dict[float, dict[str, float]]] = {}
     for name, path in models.items():
         for t in temperatures:
@@ -408,6 +431,7 @@ def report(out: Path, chosen: dict[str, dict[str, Any]], scores: dict, pairs: di
             "|---|---|---|---|---|---|",
         ]
         comps = [("sft", n) for n in names if n != "sft"]
+        best = best_step_arm(chosen)
         comps += [
             (a, b)
             for a, b in (
@@ -415,6 +439,8 @@ def report(out: Path, chosen: dict[str, dict[str, Any]], scores: dict, pairs: di
                 ("nll-step", "step-dpo"),
                 ("sft-gold", "step-dpo"),
                 ("step-dpo", "step-dpo-greedy"),
+                ("step-dpo", "step-dpo-dpop"),
+                *((f"{c}@{best}", best) for c in CONTROLS),
             )
             if a in names and b in names
         ]
