@@ -34,7 +34,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from stepdpo_bench.compare import paired, per_problem  # noqa: E402
 from stepdpo_bench.tasks import arith  # noqa: E402
-from trainer.demo import DemoConfig, build_policy, pinned, run_pipeline  # noqa: E402
+from trainer.demo import DemoConfig, build_policy, pairs_dir, pinned, run_pipeline  # noqa: E402
 
 console = Console(stderr=True)
 # the grid was {1e-4, 3e-4, 1e-3}; on this 0.7M-parameter model 1e-3 cost Step-DPO 67-70 validation points
@@ -82,12 +82,11 @@ def prepare(out: Path, seed: int) -> tuple[DemoConfig, Path, dict[str, Path]]:
     sd = Path(cfg.out)
     t0 = time.perf_counter()
     sft_dir = build_policy(cfg, console)
-    for mining, name in (("sampled", "pairs"), ("greedy", "pairs-greedy")):
-        if not (sd / name / "funnel.json").is_file() or "build" not in json.loads(
-            (sd / name / "funnel.json").read_text()
-        ):
+    for mining in ("sampled", "greedy"):
+        funnel = pairs_dir(cfg, mining) / "funnel.json"
+        if not funnel.is_file() or "build" not in json.loads(funnel.read_text()):
             console.rule(f"seed {seed}: {mining} mining")
-            run_pipeline(replace(cfg, mining=mining), sft_dir, console, name=name)
+            run_pipeline(cfg, sft_dir, console, mining)
     files = {
         "step": sd / "pairs" / "step_dpo_pairs.jsonl",
         "dpo": sd / "pairs" / "dpo_pairs.jsonl",

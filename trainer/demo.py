@@ -18,7 +18,7 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,19 @@ from rich.console import Console
 from rich.table import Table
 
 from stepdpo_bench.tasks import arith
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One method's preference training from the SFT model: what ``bench/demo.py`` selects on validation."""
+
+    steps: int
+    lr: float
+    loss_type: str = "sigmoid"
+    beta: float = 0.5
+    rpo_alpha: float = 0.0
+    dpop_lambda: float = 50.0
+    mining: str = "sampled"  # which pairs: sampled (temperature 0.8, k 4) or greedy (the policy's own errors)
 
 
 @dataclass
@@ -43,9 +56,8 @@ class DemoConfig:
     sft_lr: float = 3e-3
     sft_from: int = 2000
     sft_problems: int = 3000
-    # pipeline on arith train problems [0, pipeline_problems): k solutions each at temperature 0.8 ("sampled"), or
-    # one greedy solution each on [0, greedy_problems) ("greedy": the policy's own errors, on-policy negatives)
-    mining: str = "sampled"
+    # pipeline on arith train problems [0, pipeline_problems): k solutions each at temperature 0.8 ("sampled"),
+    # and, when a recipe asks for it, one greedy solution each on [0, greedy_problems) ("greedy")
     pipeline_problems: int = 1000
     greedy_problems: int = 1500
     k: int = 4
@@ -54,21 +66,20 @@ class DemoConfig:
     rectify_n: int = 4
     pairs_per_error: int = 2
     verify_chosen: bool = True  # smoke: off, its model reaches answers only by luck
-    # preference training, matched budgets.  DPO-Positive: plain DPO on pairs that differ by a digit pushes the
-    # chosen step down too and loses accuracy here (docs/demo.md); chosen on a validation slice of arith train
-    pref_steps: int = 40
+    # preference training: each method's recipe as bench/demo.py selected it on a validation slice of arith train
+    # (docs/demo.md); batch shared
+    dpo: Recipe = field(default_factory=lambda: Recipe(steps=20, lr=1e-5, rpo_alpha=1.0))
+    step_dpo: Recipe = field(default_factory=lambda: Recipe(steps=80, lr=1e-5, loss_type="dpop", dpop_lambda=5.0))
     pref_batch: int = 16
-    beta: float = 0.1
-    pref_lr: float = 1e-4
-    loss_type: str = "dpop"
-    rpo_alpha: float = 0.0
-    dpop_lambda: float = 50.0
     # reproducibility: the same seed gives the same numbers on a machine (fixed thread count, deterministic kernels)
     threads: int = 2
     # evaluation
     test_problems: int = 500
     data_dir: str | None = None
     gsm8k_problems: int = 20
+
+    def recipe(self, method: str) -> Recipe:
+        return self.step_dpo if method == "step-dpo" else self.dpo
 
 
 SMOKE = dict(
@@ -84,7 +95,7 @@ SMOKE = dict(
     rollout_solutions=16,
     rectify_n=8,
     verify_chosen=False,
-    pref_steps=4,
+    greedy_problems=24,
     pref_batch=4,
     test_problems=20,
     gsm8k_problems=2,
@@ -152,18 +163,19 @@ def _bar(console: Console) -> Any:
     )
 
 
-def run_pipeline(cfg: DemoConfig, sft_dir: Path, console: Console, name: str = "pairs") -> dict[str, Any]:
-    """Phase 2 into ``OUT/name``: sampled or greedy mining (``cfg.mining``); rectify samples at 0.8 either way."""
+def run_pipeline(cfg: DemoConfig, sft_dir: Path, console: Console, mining: str = "sampled") -> dict[str, Any]:
+    """Phase 2 into ``OUT/pairs`` (sampled: k solutions at 0.8) or ``OUT/pairs-greedy`` (greedy: one solution at
+    temperature 0, so every rejected step is the policy's own argmax error); rectify samples at 0.8 either way."""
     from .pipeline.config import PipelineConfig
     from .pipeline.context import Pipeline
     from .pipeline.run import STAGES, print_funnel, run_stages
 
-    if cfg.mining not in ("sampled", "greedy"):
-        raise ValueError(f"mining {cfg.mining!r}: choose sampled or greedy")
-    greedy = cfg.mining == "greedy"
+    if mining not in ("sampled", "greedy"):
+        raise ValueError(f"mining {mining!r}: choose sampled or greedy")
+    greedy = mining == "greedy"
     pc = PipelineConfig(
         model=str(sft_dir),
-        out=str(Path(cfg.out) / name),
+        out=str(pairs_dir(cfg, mining)),
         task="arith",
         batch_size=64,
         limit=cfg.greedy_problems if greedy else cfg.pipeline_problems,
@@ -185,6 +197,10 @@ def run_pipeline(cfg: DemoConfig, sft_dir: Path, console: Console, name: str = "
     return funnel
 
 
+def pairs_dir(cfg: DemoConfig, mining: str) -> Path:
+    return Path(cfg.out) / ("pairs" if mining == "sampled" else "pairs-greedy")
+
+
 def train_pair(cfg: DemoConfig, method: str, sft_dir: Path, console: Console) -> Path:
     from .train import TrainConfig, train
 
@@ -192,27 +208,30 @@ def train_pair(cfg: DemoConfig, method: str, sft_dir: Path, console: Console) ->
     if (out / "stepdpo_train.json").is_file():
         console.print(f"{method}: reusing {out}", highlight=False)
         return out
-    data = Path(cfg.out) / "pairs" / ("step_dpo_pairs.jsonl" if method == "step-dpo" else "dpo_pairs.jsonl")
+    r = cfg.recipe(method)
+    data = pairs_dir(cfg, r.mining) / ("step_dpo_pairs.jsonl" if method == "step-dpo" else "dpo_pairs.jsonl")
     tc = TrainConfig(
         method=method,
         model=str(sft_dir),
         data=str(data),
         out=str(out),
-        max_steps=cfg.pref_steps,
-        beta=cfg.beta,
-        lr=cfg.pref_lr,
+        max_steps=r.steps,
+        beta=r.beta,
+        lr=r.lr,
         batch_size=cfg.pref_batch,
         prompt="arith-step",
-        loss_type=cfg.loss_type,
-        rpo_alpha=cfg.rpo_alpha,
-        dpop_lambda=cfg.dpop_lambda,
+        loss_type=r.loss_type,
+        rpo_alpha=r.rpo_alpha,
+        dpop_lambda=r.dpop_lambda,
         max_length=256,
         max_completion_length=128,
         seed=cfg.seed,
         save_steps=20,
     )
     console.print(
-        f"training {method} from the SFT model ({cfg.pref_steps} steps, batch {cfg.pref_batch})", highlight=False
+        f"training {method} from the SFT model ({r.steps} steps, batch {cfg.pref_batch}, lr {r.lr:g}, "
+        f"{r.loss_type} beta {r.beta:g}, {r.mining} pairs)",
+        highlight=False,
     )
     return train(tc, log=lambda m: console.print(f"  {m}", highlight=False, markup=False))
 
@@ -359,10 +378,14 @@ def _run_demo(cfg: DemoConfig, console: Console | None = None, out_console: Cons
     timings["sft_s"] = time.perf_counter() - t0
     console.rule("2/4  the Step-DPO pair pipeline")
     funnel = run_pipeline(cfg, sft_dir, console)
+    funnels = {"sampled": funnel}
+    if "greedy" in (cfg.dpo.mining, cfg.step_dpo.mining):
+        console.rule("2/4  greedy mining: the policy's own errors")
+        funnels["greedy"] = run_pipeline(cfg, sft_dir, console, "greedy")
     timings["pipeline_s"] = time.perf_counter() - t0 - sum(timings.values())
-    if not funnel.get("build", {}).get("step-dpo pairs"):
+    if not funnels[cfg.step_dpo.mining].get("build", {}).get("step-dpo pairs"):
         raise RuntimeError("the pipeline produced no Step-DPO pairs; raise pipeline_problems or rectify_n")
-    console.rule("3/4  DPO and Step-DPO, same budget")
+    console.rule("3/4  DPO and Step-DPO, each at its validated recipe")
     models = {"sft": sft_dir}
     for method in ("dpo", "step-dpo"):
         models[method] = train_pair(cfg, method, sft_dir, console)
@@ -384,6 +407,7 @@ def _run_demo(cfg: DemoConfig, console: Console | None = None, out_console: Cons
         "accuracy": {k: v["manifest"].metrics["accuracy"] for k, v in runs.items()},
         "comparisons": comparisons,
         "funnel": funnel,
+        "funnel_greedy": funnels.get("greedy"),
         "locators": locator_accuracy(out / "pairs"),
         "timings_s": {**timings, "total_s": time.perf_counter() - t0},
     }
@@ -420,4 +444,6 @@ def _share_training_logs(models: dict[str, Path], results: Path) -> list[str]:
 
 def config_for(out: str, smoke: bool, seed: int, data_dir: str | None) -> DemoConfig:
     cfg = DemoConfig(out=out, seed=seed, data_dir=data_dir)
-    return replace(cfg, **SMOKE) if smoke else cfg
+    if not smoke:
+        return cfg
+    return replace(cfg, **SMOKE, dpo=replace(cfg.dpo, steps=4), step_dpo=replace(cfg.step_dpo, steps=4))
