@@ -252,7 +252,10 @@ def test_seed(
     chosen: dict[str, dict[str, Any]],
     sweep_seed: int,
     temperatures: tuple[float, ...],
+    stress: tuple[tuple[float, int], ...] = (),
 ) -> dict[str, dict[float, dict[str, float]]]:
+    """SFT and every arm's chosen model on test; ``stress``: every arm also at these (lr, steps), greedy only: a
+    budget that moves the model, so the arms' harms can be told apart over seeds."""
     cfg, sft_dir, files = prepare(out, seed)
     sd = Path(cfg.out)
     models = {"sft": sft_dir}
@@ -276,14 +279,34 @@ def test_seed(
                     arm, sft_dir, files[data], sd / "final" / f"{arm.name}@{best}", ref["lr"], ref["steps"], seed
                 )
             models[f"{arm.name}@{best}"] = run
+    moved = {}
+    for lr, steps in stress:
+        for arm in arms:
+            name = f"{arm.name}{stress_suffix(lr, steps)}"
+            run = sd / "sweep" / arm.name / f"lr{lr:g}-s{steps}"
+            if not (seed == sweep_seed and (run / "stepdpo_train.json").is_file()):
+                run = train_arm(arm, sft_dir, files[arm.data], sd / "final" / name, lr, steps, seed)
+            moved[name] = run
     scores: dict[str, dict[float, dict[str, float]]] = {}
-    for name, path in models.items():
-        for t in temperatures:
-            group = name if t == 0 else f"{name}@t{t:g}"
-            s, acc = evaluate(path, out / "results", f"{group}-seed{seed}", None, t, group, seed)
-            scores.setdefault(name, {})[t] = s
-            console.print(f"seed {seed} {group}: test {100 * acc:.1f}%", highlight=False)
+    jobs = [(n, p, t) for n, p in models.items() for t in temperatures] + [(n, p, 0.0) for n, p in moved.items()]
+    for name, path, t in jobs:
+        group = name if t == 0 else f"{name}@t{t:g}"
+        s, acc = evaluate(path, out / "results", f"{group}-seed{seed}", None, t, group, seed)
+        scores.setdefault(name, {})[t] = s
+        console.print(f"seed {seed} {group}: test {100 * acc:.1f}%", highlight=False)
     return scores
+
+
+def stress_suffix(lr: float, steps: int) -> str:
+    return f"@lr{lr:g}-s{steps}"
+
+
+def parse_stress(text: str) -> tuple[float, int]:
+    try:
+        lr, steps = text.split(":")
+        return float(lr), int(steps)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--stress {text!r}: write LR:STEPS, e.g. 1e-4:40") from None
 
 
 # ---------------------------------------------------------------- 3. the pairs: purity, off-mode share, filters
@@ -396,7 +419,9 @@ def pooled(scores: dict[int, dict[str, dict[float, dict[str, float]]]], a: str, 
     }
 
 
-def report(out: Path, chosen: dict[str, dict[str, Any]], scores: dict, pairs: dict[int, dict], temps: tuple) -> None:
+def report(
+    out: Path, chosen: dict[str, dict[str, Any]], scores: dict, pairs: dict[int, dict], temps: tuple, stress: tuple = ()
+) -> None:
     lines = [f"## Selection on validation (arith train {VALIDATION.start}-{VALIDATION.stop - 1}, greedy)", ""]
     rows = [json.loads(x) for x in (out / "sweep.jsonl").read_text().splitlines()]
     steps = sorted({r["steps"] for r in rows})
@@ -415,7 +440,7 @@ def report(out: Path, chosen: dict[str, dict[str, Any]], scores: dict, pairs: di
     seeds = sorted(scores)
     for t in temps:
         lines += [f"## Test (arith test, {SCALE['test']} problems, temperature {t:g}): accuracy % per seed", ""]
-        names = list(scores[seeds[0]])
+        names = [n for n in scores[seeds[0]] if t in scores[seeds[0]][n]]
         lines += [
             "| model | " + " | ".join(f"seed {s}" for s in seeds) + " | mean |",
             "|---|" + "---|" * (len(seeds) + 1),
@@ -443,6 +468,19 @@ def report(out: Path, chosen: dict[str, dict[str, Any]], scores: dict, pairs: di
             )
             if a in names and b in names
         ]
+        for lr, steps in stress:  # the same contrasts at the budget that moves the model
+            x = stress_suffix(lr, steps)
+            comps += [
+                (a + x, b + x)
+                for a, b in (
+                    ("sft-gold", "nll-step"),
+                    ("nll-step", "step-dpo"),
+                    ("dpo", "step-dpo"),
+                    ("step-dpo", "step-dpo-dpop"),
+                    ("step-dpo", "step-dpo-greedy"),
+                )
+                if a + x in names and b + x in names
+            ]
         for a, b in comps:
             r = pooled(scores, a, b, t)
             per = ", ".join(f"{100 * p['diff']:+.1f} ({p['p_value']:.2g})" for p in r["per_seed"])
@@ -495,6 +533,14 @@ def main() -> None:
     ap.add_argument("--arms", nargs="+", default=[a.name for a in ARMS], choices=[a.name for a in ARMS])
     ap.add_argument("--temperatures", type=float, nargs="+", default=[0.0, 0.8])
     ap.add_argument("--threads", type=int, default=DemoConfig.threads)
+    ap.add_argument(
+        "--stress",
+        type=parse_stress,
+        nargs="*",
+        default=[],
+        metavar="LR:STEPS",
+        help="also test every arm at this budget (greedy), e.g. 1e-4:40: one that moves the model",
+    )
     ap.add_argument("--sweep-only", action="store_true", help="stop after the validation sweep")
     ap.add_argument("--smoke", action="store_true", help="toy sizes end to end (a couple of minutes): tries the script")
     args = ap.parse_args()
@@ -515,11 +561,11 @@ def main() -> None:
             return
         scores, pairs = {}, {}
         for s in args.seeds:
-            scores[s] = test_seed(args.out, s, arms, chosen, args.sweep_seed, temps)
+            scores[s] = test_seed(args.out, s, arms, chosen, args.sweep_seed, temps, tuple(args.stress))
             pairs[s] = pair_report(args.out, s)
             (args.out / "pairs.json").write_text(json.dumps(pairs, indent=1))
             console.print(f"seed {s} done at {time.perf_counter() - t0:.0f} s", highlight=False)
-    report(args.out, chosen, scores, pairs, temps)
+    report(args.out, chosen, scores, pairs, temps, tuple(args.stress))
     (args.out / "experiment.json").write_text(
         json.dumps(
             {"chosen": chosen, "pairs": pairs, "arms": [asdict(a) for a in arms], "seconds": time.perf_counter() - t0},
