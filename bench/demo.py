@@ -16,7 +16,7 @@ six arms, all from the SFT model with the same batch and the same number of step
    problems 1500-1999 (never mined, never fine-tuned on); per arm the best (lr, steps).
 2. **Test, once per chosen model**, every seed: SFT and each arm's chosen recipe on the 500 arith test problems,
    greedy and at temperature 0.8; per-seed paired differences (Tango) and pooled over seeds: the hierarchical
-   seed x problem bootstrap of ``stepdpo_bench.groups`` and, as an outside check, a stratified exact McNemar test
+   seed x problem bootstrap of ``stepdpo_bench.groups`` with seeds paired and, as an outside check, a stratified exact McNemar test
    (scipy's binomial test on the discordant problems summed over seeds).
 3. **Pairs**: per seed and mining mode, how many pairs, their purity (located step = ``arith.first_wrong_step``),
    the share on problems the greedy SFT model already solves, and what a reference log-prob filter would keep.
@@ -397,7 +397,7 @@ def pooled(scores: dict[int, dict[str, dict[float, dict[str, float]]]], a: str, 
     sb = np.array([[scores[s][b][t][i] for i in ids] for s in seeds])
     ga = groups.summarize(a, "arith", [], [], sa)
     gb = groups.summarize(b, "arith", [], [], sb)
-    g = groups.compare(ga, gb, sa, sb)
+    g = groups.compare(ga, gb, sa, sb, paired_seeds=True)  # every arm of seed s starts from seed s's SFT model
     per_seed = [paired(scores[s][a][t], scores[s][b][t]) for s in seeds]
     fixed, broken = sum(p.n_fixed for p in per_seed), sum(p.n_broken for p in per_seed)
     exact = binomtest(fixed, fixed + broken, 0.5).pvalue if fixed + broken else 1.0
@@ -450,7 +450,7 @@ def report(
             lines.append(f"| {n} | " + " | ".join(f"{a:.1f}" for a in accs) + f" | {np.mean(accs):.1f} |")
         lines += [
             "",
-            "| comparison | per seed (pts, Tango p) | pooled diff [95% CI] | p (seed x problem bootstrap) | "
+            "| comparison | per seed (pts, Tango p) | pooled diff [95% CI] | p (paired seed x problem bootstrap) | "
             "fixed / broken | p (stratified exact) |",
             "|---|---|---|---|---|---|",
         ]

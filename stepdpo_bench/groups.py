@@ -75,11 +75,22 @@ def summarize(
     )
 
 
-def compare(a: GroupSummary, b: GroupSummary, sa: np.ndarray, sb: np.ndarray, seed: int = 0) -> GroupComparison:
-    """Group b minus group a on the problems all their runs answered (``sa``, ``sb`` aligned on those)."""
+def compare(
+    a: GroupSummary, b: GroupSummary, sa: np.ndarray, sb: np.ndarray, seed: int = 0, paired_seeds: bool = False
+) -> GroupComparison:
+    """Group b minus group a on the problems all their runs answered (``sa``, ``sb`` aligned on those).
+
+    ``paired_seeds``: row i of both groups comes from the same seed (both recipes start from seed i's model, as in
+    ``bench/demo.py``), so seeds are resampled together and the between-seed spread of levels cancels; without it
+    each group's seeds are resampled on their own, right for independent recipes and very wide for paired ones."""
     rng = np.random.default_rng(seed)
     w = _weights(rng, sa.shape[1], REPS)  # one problem draw for both groups: the pairing
-    diff_boot = _boot_means(sb, w, rng) - _boot_means(sa, w, rng)
+    if paired_seeds:
+        if sa.shape != sb.shape:
+            raise ValueError(f"paired seeds need as many runs in both groups ({sa.shape[0]} vs {sb.shape[0]})")
+        diff_boot = _boot_means(sb - sa, w, rng)
+    else:
+        diff_boot = _boot_means(sb, w, rng) - _boot_means(sa, w, rng)
     diff = float(sb.mean() - sa.mean())
     p = float(min(1.0, 2 * min((diff_boot <= 0).mean(), (diff_boot >= 0).mean())))
     return GroupComparison(
