@@ -16,8 +16,8 @@ six arms, all from the SFT model with the same batch and the same number of step
    problems 1500-1999 (never mined, never fine-tuned on); per arm the best (lr, steps).
 2. **Test, once per chosen model**, every seed: SFT and each arm's chosen recipe on the 500 arith test problems,
    greedy and at temperature 0.8; per-seed paired differences (Tango) and pooled over seeds: the hierarchical
-   seed x problem bootstrap of ``stepdpo_bench.groups`` with seeds paired and, as an outside check, a stratified exact McNemar test
-   (scipy's binomial test on the discordant problems summed over seeds).
+   seed x problem bootstrap of ``stepdpo_bench.groups`` with seeds paired and, as an outside check, a stratified
+   exact McNemar test (scipy's binomial test on the discordant problems summed over seeds).
 3. **Pairs**: per seed and mining mode, how many pairs, their purity (located step = ``arith.first_wrong_step``),
    the share on problems the greedy SFT model already solves, and what a reference log-prob filter would keep.
 

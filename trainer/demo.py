@@ -4,7 +4,7 @@
    on ``arith`` training solutions in the ``Step k:`` format (SFT);
 2. run the pair pipeline with the SFT model on other ``arith`` training problems: collect, locate (exact
    ``symbolic`` for the pairs, ``rollout`` alongside for comparison), rectify, build Step-DPO and DPO pairs;
-3. train DPO and Step-DPO from the SFT model with the same budget (steps, batch, beta, learning rate);
+3. train DPO and Step-DPO from the SFT model, each at the recipe bench/demo.py selected on validation;
 4. evaluate SFT, DPO and Step-DPO on ``arith`` test (and a GSM8K slice when ``--data-dir`` is given), ingest,
    print the leaderboard and the paired comparisons.
 
