@@ -313,11 +313,10 @@ def parse_stress(text: str) -> tuple[float, int]:
 def pair_report(out: Path, seed: int) -> dict[str, Any]:
     sd = out / f"seed-{seed}"
     problems = {p.id: p for p in arith.generate("train").problems}
-    greedy = collected(sd / "pairs-greedy")
-    greedy_ok = {s["problem_id"]: bool(s["correct"]) for s in greedy.values()}
+    solutions = {name: collected(sd / name) for name in ("pairs", "pairs-greedy")}
+    greedy_ok = {s["problem_id"]: bool(s["correct"]) for s in solutions["pairs-greedy"].values()}
     rep: dict[str, Any] = {}
-    for name in ("pairs", "pairs-greedy"):
-        sols = collected(sd / name)
+    for name, sols in solutions.items():
         pairs = [json.loads(x) for x in (sd / name / "step_dpo_pairs.jsonl").read_text().splitlines()]
         pure = [
             arith.first_wrong_step(
@@ -354,22 +353,24 @@ def ref_filter(sft_dir: Path, pairs: list[dict[str, Any]], pure: list[bool], on_
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from trainer.data import Pair, encode
+    from trainer.train import _collate, completion_logps  # the trainer's own reference log-probs
 
     tok = AutoTokenizer.from_pretrained(sft_dir)
     model = AutoModelForCausalLM.from_pretrained(sft_dir, dtype=torch.float32).eval()
     objs = [
         Pair(str(i), p["prompt"], p["initial_reason_steps"], p["chosen"], p["rejected"]) for i, p in enumerate(pairs)
     ]
-    enc, _ = encode(objs, tok, "step-dpo", "arith-step", 256, 128)
+    enc, dropped = encode(objs, tok, "step-dpo", "arith-step", 256, 128)
+    if dropped:
+        raise ValueError(f"{dropped} pairs too long to encode; the filter's rows would not line up with the pairs")
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     gap = []
     with torch.no_grad():
-        for e in enc:
-            lp = []
-            for comp in (e.chosen, e.rejected):
-                ids = torch.tensor([e.prompt + comp])
-                logits = model(input_ids=ids).logits[0, len(e.prompt) - 1 : -1]
-                lp.append(torch.log_softmax(logits, -1).gather(1, torch.tensor(comp)[:, None]).sum().item())
-            gap.append(lp[1] - lp[0])  # rejected minus chosen
+        for i in range(0, len(enc), 64):
+            batch = _collate(list(enumerate(enc[i : i + 64])), pad)
+            lp, _ = completion_logps(model, batch)
+            n = len(batch["index"])
+            gap += (lp[n:] - lp[:n]).tolist()  # rejected minus chosen
     gap_a = np.array(gap)
     rows = []
     for margin in (0.0, 1.0, 2.0, 5.0, float("inf")):

@@ -109,9 +109,8 @@ class PipelineConfig:
                 f"k={self.k} at temperature 0 samples the same greedy solution {self.k} times; "
                 "set k: 1 (mine the greedy policy's errors) or a temperature above 0"
             )
-        explore = [n for n, v in (("rectify_n", self.rectify_n), ("rollout_m", self.rollout_m)) if v > 1]
-        if self.continuation_temperature == 0 and "rollout" not in self.locators:
-            explore = [n for n in explore if n != "rollout_m"]
+        sampled = [("rectify_n", self.rectify_n), ("rollout_m", self.rollout_m if "rollout" in self.locators else 1)]
+        explore = [name for name, n in sampled if n > 1]
         if self.continuation_temperature == 0 and explore:
             raise PipelineError(
                 f"{explore[0]} > 1 continuations at temperature 0 are all the same; "
