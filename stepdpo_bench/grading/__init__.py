@@ -33,7 +33,7 @@ from .isolation import DEFAULT_TIMEOUT, GraderPool, GraderWorkerError, shared_po
 from .normalize import is_list_text
 from .numbers import Rules, rounding_request
 
-GRADER_VERSION = "2.0.0"
+GRADER_VERSION = "2.1.0"
 CONVENTIONS = TASKS  # answer conventions: math, gsm8k, odyssey, arith
 BATCH_BUDGET = float(os.environ.get("STEPDPO_GRADER_BATCH_BUDGET", "0") or 0)  # 0: scaled to the batch
 

@@ -175,6 +175,10 @@ class _Comparer:
     def _seqs(self, p: Seq, g: Seq) -> Verdict:
         if p.unordered and g.unordered:
             return self._unordered(p.items, g.items, "set")
+        if g.open == "" and (p.open, p.close) in (("(", ")"), ("[", "]")) and len(p.items) == len(g.items) > 1:
+            # (251, 7) against the bare gold 251,7: the gold lists its items (in any order); the other way round,
+            # 1,2 against (1,2), stays wrong (the gold may be an interval or an ordered pair)
+            return self._unordered(p.items, g.items, "list")
         if (p.open, p.close) != (g.open, g.close):
             lists = {p.open + p.close, g.open + g.close} <= {"()", "[]"} and len(p.items) == len(g.items) > 2
             if not lists:  # (4,5,6) vs [4,5,6] is one vector; (1,2) vs [1,2] are different intervals
@@ -248,8 +252,8 @@ def _values_of_assignments(node: Node, other: Node) -> Node:
         return node
     names = [normalize(i.lhs) for i in node.items]  # type: ignore[union-attr]
     values = tuple(i.rhs for i in node.items)  # type: ignore[union-attr]
-    if isinstance(other, Seq) and other.open == "(" and len(set(names)) == len(names):
-        return Seq("(", ")", values)
+    if isinstance(other, Seq) and other.open in ("(", "[") and len(set(names)) == len(names):
+        return Seq(other.open, other.close, values)  # a=3, b=3 against (3,3) or [3,3]
     return Seq("", "", values)
 
 

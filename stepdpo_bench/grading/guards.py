@@ -18,6 +18,7 @@ MAX_FACTORIAL = 20_000
 _FACT_CHAIN = re.compile(r"!{3,}")
 _FACT_NUM = re.compile(r"(\d+)\s*!")
 _FACT_OF_FACT = re.compile(r"\)\s*!|!\s*\)\s*!|\}\s*!")
+_FACT_OF_GROUP = re.compile(r"[({]\s*([^(){}!]*(?:\{[^{}]*\}[^(){}!]*)*)[)}]\s*!")  # (10^{100})!
 
 
 def _exponents(s: str) -> list[tuple[str, str]]:
@@ -98,6 +99,12 @@ def explosive(text: str) -> str | None:
         return "a chain of factorials"
     if _FACT_OF_FACT.search(text) and text.count("!") >= 2:
         return "a factorial of a factorial"
+    for m in _FACT_OF_GROUP.finditer(text):
+        inner = m.group(1).replace(" ", "")
+        pw = re.fullmatch(r"(\d+)\^\{?(\d+)\}?", inner)
+        size = _log10_value(pw.group(1), pw.group(2)) if pw else None
+        if size is not None and 10 ** min(size, 300) > MAX_FACTORIAL:
+            return f"the factorial of {inner[:24]}"
     for m in _FACT_NUM.finditer(text):
         if int(m.group(1)[:8]) > MAX_FACTORIAL or len(m.group(1)) > 8:
             return f"the factorial of {m.group(1)[:12]}"

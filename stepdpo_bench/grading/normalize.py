@@ -53,6 +53,10 @@ _UNIT_TABLE = {
     "month": "months|month",
     "year": "years|year|yrs",
     "mph": "mph|miles per hour",
+    "km/h": "km/h|kmh|km/hr|kph|kilometers per hour|kilometres per hour",
+    "m/s": "m/s|meters per second|metres per second",
+    "ft/s": "ft/s|feet per second",
+    "in/s": "in/s|inches per second",
     "lb": "pounds|pound|lbs|lb",
     "oz": "ounces|ounce|oz",
     "g": "grams|gram|g",
@@ -102,7 +106,7 @@ _DEGREES = re.compile(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|\\degree|°")
 _FRAC_SHORT = re.compile(r"\\frac\s*(\d|\\?[a-zA-Z])\s*(\d|\\?[a-zA-Z])")
 _FRAC_HALF = re.compile(r"\\frac\s*(\d|[a-zA-Z])\s*(\{)")
 _FRAC_HALF2 = re.compile(r"\\frac\s*(\{[^{}]*\})\s*(\d|[a-zA-Z])")
-_SQRT_SHORT = re.compile(r"\\sqrt\s*(\d|[a-zA-Z])")
+_SQRT_SHORT = re.compile(r"\\sqrt\s*(\d+|[a-zA-Z])")  # \sqrt13 is written for \sqrt{13}, not \sqrt{1}3
 _TEXT_WRAP = re.compile(
     r"\\(?:text|textbf|textit|textrm|textnormal|mbox|mathrm|mathbf|mathit|boldsymbol|operatorname|rm)\s*\{([^{}]*)\}"
 )
@@ -174,6 +178,7 @@ def normalize_with_unit(s: str, list_gold: bool = False) -> tuple[str, str | Non
         return ""
 
     s = _UNIT_TEXT.sub(text_unit, s)
+    s = _trailing_unit_text(s, units)
     # Unwrap \text{...}-style wrappers (inner-most first, bounded by the input length).
     for _ in range(8):
         new = _TEXT_WRAP.sub(r"\1", s)
@@ -203,6 +208,27 @@ def normalize_with_unit(s: str, list_gold: bool = False) -> tuple[str, str | Non
     s = _unbrace(s)
     words = number_from_words(s)
     return (str(words) if words is not None else s), (units[-1] if units else None)
+
+
+_TRAILING_TEXT = re.compile(
+    r"^(?P<head>.*\S)\s*\\(?:text|mbox|textrm|mathrm|textnormal|rm)\s*\{\s*(?P<words>[A-Za-z][A-Za-z. /]*?)\s*\}\s*$"
+)
+
+
+def _trailing_unit_text(s: str, units: list[str]) -> str:
+    """``12\\pi \\text{ inches per second}``: words in a text group after a value (a symbolic one too) are its
+    unit; dropped, and remembered when the unit table knows them.  Never a whole-text answer (``\\text{none}``),
+    never after an operator (``x = \\text{...}``), never a lone letter (``2\\text{i}``)."""
+    m = _TRAILING_TEXT.match(s)
+    if not m:
+        return s
+    head, words = m.group("head"), m.group("words").strip().rstrip(".")
+    if head[-1] in "=+-*/^_(,{<>" or len(words) < 2 or words.lower() in ("and", "or"):
+        return s
+    canon = UNITS.get(words.lower()) or UNITS.get(words)
+    if canon:
+        units.append(canon)
+    return head
 
 
 def _drop_unit(s: str) -> tuple[str, str | None]:

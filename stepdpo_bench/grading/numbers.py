@@ -54,6 +54,7 @@ class Rules:
     rounding: bool = False
     decimals: int | None = None
     lenient: bool = False
+    significant: int | None = None  # "to 2 significant figures": the precision is in significant digits
 
     @property
     def approximations_ok(self) -> bool:
@@ -94,6 +95,9 @@ _NEAREST = re.compile(
     r"dollar|percent|degree|unit|whole|foot|inch|meter|mile|second|minute|thousand|hundred|ten)\b",
     re.I,
 )
+_SIGFIGS_RE = re.compile(
+    r"\b(\d|one|two|three|four|five|six)\s+sig(?:nificant|\.)?\s*(?:figures?|digits?|figs?)\b", re.I
+)
 _PLACES_RE = re.compile(r"\b(\d|one|two|three|four|five|six)\s+decimal\s+(?:places?|digits?)", re.I)
 _DECIMAL_ASK = re.compile(
     r"\bas\s+a\s+decimal|\bdecimal\s+(?:form|notation|answer|approximation)|\bin\s+decimal|\bround(?:ed|ing)?\b|"
@@ -110,6 +114,10 @@ def rounding_request(question: str | None) -> Rules:
     if m:
         key = m.group(1).lower()
         return Rules(True, _PLACES[key if key in _PLACES else key.rstrip("s")])
+    m = _SIGFIGS_RE.search(question)
+    if m:
+        n = m.group(1).lower()
+        return Rules(True, None, significant=int(n) if n.isdigit() else _NUM_WORDS[n])
     m = _PLACES_RE.search(question)
     if m:
         n = m.group(1).lower()
@@ -220,6 +228,8 @@ def numbers_equal(pred: Number, gold: Number, rules: Rules = STRICT) -> tuple[bo
     """
     if pred.value == gold.value:
         return True, f"numeric: {_fmt(pred.value)} == {_fmt(gold.value)}"
+    if rules.significant and not rules.lenient:
+        return at_significant(pred, gold, rules.significant)
     if not gold.exact:
         assert gold.decimals is not None
         if (pred.exact or (pred.decimals or 0) >= gold.decimals) and _rounds_to(pred.value, gold.value, gold.decimals):
@@ -242,6 +252,28 @@ def numbers_equal(pred: Number, gold: Number, rules: Rules = STRICT) -> tuple[bo
             return True, f"numeric: prediction is the exact gold rounded to {pred.decimals} decimals"
         return False, f"numeric: {_fmt(pred.value)} is not the exact gold {_fmt(gold.value)} correctly rounded"
     return False, f"numeric: {_fmt(pred.value)} != {_fmt(gold.value)}"
+
+
+def round_significant(value: Fraction, digits: int) -> Fraction:
+    """``value`` rounded half away from zero to ``digits`` significant digits."""
+    if value == 0:
+        return value
+    a, exp = abs(value), 0
+    while a >= 10:
+        a, exp = a / 10, exp + 1
+    while a < 1:
+        a, exp = a * 10, exp - 1
+    return round_to(value, digits - 1 - exp)
+
+
+def at_significant(pred: Number, gold: Number, digits: int) -> tuple[bool, str]:
+    """The problem asks for ``digits`` significant figures (Minerva's measured values): both sides rounded there
+    must agree, and the prediction must be written with at least that many (an exact prediction counts as exact)."""
+    asked = f"at the {digits} significant figure{'s' if digits > 1 else ''} the problem asks for"
+    if not pred.exact and pred.significant < digits and pred.value != round_significant(gold.value, pred.significant):
+        return False, f"numeric: {_fmt(pred.value)} has fewer significant figures than the {digits} asked for"
+    a, b = round_significant(pred.value, digits), round_significant(gold.value, digits)
+    return a == b, f"numeric: {'equal' if a == b else 'differ'} {asked} ({_fmt(a)} vs {_fmt(b)})"
 
 
 def _fmt(v: Fraction) -> str:

@@ -26,7 +26,7 @@ import sympy
 from latex2sympy2_extended.latex2sympy2 import ConversionConfig, latex2sympy
 from latex2sympy2_extended.math_normalization import NormalizationConfig
 
-from .numbers import MIN_SIGNIFICANT, STRICT, Rules, parse_number, round_to
+from .numbers import MIN_SIGNIFICANT, STRICT, Number, Rules, at_significant, parse_number, round_to
 
 MAX_SYMBOLIC_CHARS = 600  # longer expressions are not parsed at all
 RANDOM_POINTS = 5
@@ -132,6 +132,8 @@ def _rounded_match(pred: str, gold: str, a: sympy.Expr, b: sympy.Expr, rules: Ru
         ok = abs(exact_a - gn.value) * 2 <= Fraction(10) ** (-gn.decimals)
         return ok, "numeric: " + ("rounds to the gold's decimals" if ok else "does not round to the decimal gold")
     if pn is not None and pn.decimals is not None and rules.approximations_ok:
+        if rules.significant and not rules.lenient:
+            return at_significant(pn, Number(exact_b), rules.significant)
         if rules.decimals is not None:
             ok = pn.value == round_to(exact_b, rules.decimals) or (
                 pn.decimals > rules.decimals and abs(exact_b - pn.value) * 2 <= Fraction(10) ** (-pn.decimals)

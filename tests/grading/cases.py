@@ -309,7 +309,22 @@ NEAR_MISSES = [
     (r"-\infty", r"\infty", "math", F),
     (r"\infty", "5", "math", F),
     (r"(-\infty, 5]", r"(-\infty,5]", "math", T),
-    (r"\sqrt 19", r"\sqrt{19}", "math", F),  # TeX: \sqrt takes one token, so this is \sqrt{1}9
+    # TeX reads \sqrt takes one token (\sqrt{1}9), but writers mean the digit run: labelled pairs nobody here wrote
+    # say \sqrt13 is \sqrt{13} (issue 24), and the spaced form is read the same way
+    (r"\sqrt 19", r"\sqrt{19}", "math", T),
+    (r"\sqrt13", r"\sqrt{13}", "math", T),
+    (r"2\sqrt13", r"\sqrt{52}", "math", T),
+    (r"\sqrt13", r"3", "math", F),
+    # issue 24's misses, found on labelled pairs nobody here wrote
+    (r"12\pi \text{ inches per second}", r"12\pi", "math", T),
+    (r"12\pi \text{ inches per second}", r"12", "math", F),
+    (r"\frac{600}{7} \text{ km/h}", r"\frac{600}{7} km/h", "math", T),
+    (r"\frac{600}{7} m/s", r"\frac{600}{7} km/h", "math", F),
+    (r"\text{no solution}", r"\text{no solution}", "math", T),
+    ("a=3, b=3", "[3,3]", "math", T),
+    ("a=3, b=4", "[3,3]", "math", F),
+    (r"(10^{100})!", r"(10^{100})!", "math", T),
+    (r"(10^{100})!", r"10^{100}!", "math", F),
     ("(0,1)", "(1,0)", "math", F),
 ]
 
@@ -415,6 +430,8 @@ UNDEFINED = [  # undefined is never equal to anything; times and ratios are what
 ]
 
 COMMAS = [  # a comma with a space separates items; 1,234,567 is one number
+    ("(251, 7)", "251,7", "math", T),  # a bare gold lists items; the other way round stays wrong (1,2 vs (1,2))
+    ("(7, 252)", "251,7", "math", F),
     ("32, 349", "32349", "math", F),
     ("32,349", "32349", "math", T),
     ("1,234,567", "1234567", "math", T),
@@ -587,6 +604,14 @@ QUESTIONS = [
     ("0.333", r"\frac13", "What is one third of one?", F),
     ("1.41", r"\sqrt{2}", "Find $x$ to the nearest hundredth.", T),
     ("1.41", r"\sqrt{2}", "Find $x$.", F),
+    # Minerva's measured values: the precision the problem names in significant figures
+    ("1.63", "1.6", "Give your answer to 2 significant figures.", T),
+    ("1.7", "1.6", "Give your answer to 2 significant figures.", F),
+    ("2", "1.6", "to 2 significant figures", F),
+    ("4.47e33", "4.5e33", "in ergs per second, to two significant figures", T),
+    ("4.4e33", "4.5e33", "in ergs per second, to two significant figures", F),
+    ("1.4", r"\sqrt{2}", "to 2 significant figures", T),
+    ("1.5", r"\sqrt{2}", "to 2 significant figures", F),
 ]
 
 ALL_CASES = NORMALIZATION + NUMBERS + SYMBOLIC + STRUCTURES + NEAR_MISSES + CHOICES + GSM8K + V2_CASES

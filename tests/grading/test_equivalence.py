@@ -7,7 +7,18 @@ import pytest
 from stepdpo_bench.grading import Verdict, is_equivalent, is_equivalent_batch
 from stepdpo_bench.grading.equivalence import compare
 
-from .cases import ALL_CASES, CHOICES, COMMAS, GSM8K, NEAR_MISSES, NORMALIZATION, NUMBERS, STRUCTURES, SYMBOLIC
+from .cases import (
+    ALL_CASES,
+    CHOICES,
+    COMMAS,
+    GSM8K,
+    NEAR_MISSES,
+    NORMALIZATION,
+    NUMBERS,
+    QUESTIONS,
+    STRUCTURES,
+    SYMBOLIC,
+)
 
 
 def _ids(rows):
@@ -66,3 +77,15 @@ def test_none_and_unknown_task():
     assert not is_equivalent(None, "5")
     with pytest.raises(ValueError, match="unknown answer convention"):
         is_equivalent("5", "5", task="mmlu")
+
+
+@pytest.mark.parametrize(
+    ("pred", "gold", "question", "expected"), QUESTIONS, ids=[f"{p!r}~{g!r}" for p, g, *_ in QUESTIONS]
+)
+def test_question_rules(pred, gold, question, expected):
+    """What the problem asks for (a rounding, a decimal, significant figures) decides whether a decimal counts,
+    and the reason says so."""
+    v = is_equivalent(pred, gold, question=question)
+    assert bool(v) is expected, v.reason
+    if "significant" in question and "numeric" in v.reason:
+        assert "significant figure" in v.reason
