@@ -36,7 +36,12 @@ def _check_sampling(
 @with_sampler_options
 def eval_cmd(
     model: str = typer.Option(..., "--model", help="Checkpoint directory, LoRA adapter, Hub id, or served name."),
-    tasks: str = typer.Option("arith", "--tasks", help="Comma list: gsm8k, math, math500, odyssey, arith, jsonl:PATH."),
+    tasks: str = typer.Option(
+        "arith",
+        "--tasks",
+        help="Comma list: gsm8k, math, math500, odyssey, aime24, aime25, amc23, minerva_math, olympiadbench, "
+        "college_math, arith, jsonl:PATH; 'reasoning' is the suite (those six and math500).",
+    ),
     limit: int = typer.Option(None, help="Only the first N problems (after filters)."),
     data_dir: Path = typer.Option(None, "--data-dir", help="Local data laid out like shared/data (default: the Hub)."),
     split_name: str = typer.Option("test", "--split", help="Data split."),
@@ -90,7 +95,9 @@ def eval_cmd(
         fail(f"--convention {convention!r}: choose from {', '.join(TASKS)}")
     if prompt_file is not None and prompt is not None:
         fail("give --prompt or --prompt-file, not both (a prompt file is plain text; chat prompts use --prompt chat)")
-    task_list = split(tasks) or fail("--tasks is empty")
+    from ..tasks import expand_tasks
+
+    task_list = expand_tasks(split(tasks) or fail("--tasks is empty"))
     jsonl_only = {"--convention": convention, "--question-field": question_field, "--answer-field": answer_field}
     given = [name for name, value in jsonl_only.items() if value is not None]
     if given and not any(t.startswith("jsonl:") for t in task_list):

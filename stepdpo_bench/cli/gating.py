@@ -156,11 +156,12 @@ def watch(
 ) -> None:
     """Evaluate checkpoints as they appear, ingest them, gate them; one line per checkpoint; restart-safe."""
     from ..samplers import SamplerError
+    from ..tasks import expand_tasks
     from ..watch import WatchState, evaluate_checkpoint
     from ..watch import watch as do_watch
 
     check_method(method)
-    task_list = split(tasks) or fail("--tasks is empty")
+    task_list = expand_tasks(split(tasks) or fail("--tasks is empty"))
     if interval <= 0 or settle < 0 or max_tokens < 1 or (limit is not None and limit < 1) or max_drop < 0:
         fail("--interval must be positive; --settle, --max-drop 0 or more; --max-tokens, --limit at least 1")
     if not ckpt_dir.is_dir():

@@ -319,7 +319,7 @@ def compare(
         return Verdict(False, f"prediction longer than {MAX_ANSWER_CHARS} characters")
     listy = is_list_text(gold)
     p, p_unit = normalize_with_unit(pred, list_gold=listy)
-    g, g_unit = normalize_with_unit(gold)
+    g, g_unit = normalize_with_unit(gold, list_gold=listy)  # a list gold's own commas separate its items too
     if not p:
         return Verdict(False, "prediction is empty after normalisation")
     if p_unit and g_unit and p_unit != g_unit and "%" not in (p_unit, g_unit):

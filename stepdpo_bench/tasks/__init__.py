@@ -9,7 +9,15 @@ environment variable that every entry point honours) or, by default, the Hugging
 | math      | math/test.jsonl (problem, solution, type, level, idx) | EleutherAI/hendrycks_math, 7 subject configs |
 | math500   | math500/test.jsonl (problem, answer, subject, level)  | HuggingFaceH4/MATH-500, split test        |
 | odyssey   | odyssey_math/final-odyssey-math-with-levels.jsonl     | none: distributed on GitHub, use --data-dir |
+| aime24    | aime24/test.jsonl (problem, answer, url)              | HuggingFaceH4/aime_2024 (split train)     |
+| aime25    | aime25/test.jsonl (problem, answer; escapes repaired) | opencompass/AIME2025 (AIME2025-I, -II)    |
+| amc23     | amc23/test.jsonl (problem, answer float, url)         | math-ai/amc23                             |
+| minerva_math | minerva_math/test.jsonl (problem, solution, type)  | math-ai/minervamath (question, answer)    |
+| olympiadbench | olympiadbench/test.jsonl (final_answer, unit)     | Hothan/OlympiadBench, OE_TO_maths_en_COMP |
+| college_math | college_math/test.jsonl (question, answer, topic)  | none: from Qwen2.5-Math's GitHub data     |
 | arith     | generated from a seed (train/test)                    | none needed                               |
+
+``reasoning`` names the suite: the six sets above plus math500, in the order papers print them.
 | jsonl:PATH| a user's file; fields --question-field/--answer-field | -                                         |
 """
 
@@ -21,19 +29,35 @@ from pathlib import Path
 from typing import Any
 
 from ..grading import extract_gold
-from . import arith
+from . import arith, reasoning
 from .base import Problem, Task, TaskError, read_jsonl, require, sha256_file, sha256_records
 
-__all__ = ["TASK_NAMES", "Problem", "Task", "TaskError", "load_task"]
+__all__ = ["REASONING_SETS", "SUITES", "TASK_NAMES", "Problem", "Task", "TaskError", "expand_tasks", "load_task"]
 
 DATA_ENV = "STEPDPO_DATA_DIR"  # local data for every entry point (eval, check, watch, pairs, lm-eval tasks)
-TASK_NAMES = ("gsm8k", "math", "math500", "odyssey", "arith", "jsonl:PATH")
+REASONING_SETS = ("aime24", "aime25", "amc23", "math500", "minerva_math", "olympiadbench", "college_math")
+SUITES = {"reasoning": REASONING_SETS}
+TASK_NAMES = (
+    "gsm8k",
+    "math",
+    "math500",
+    "odyssey",
+    "aime24",
+    "aime25",
+    "amc23",
+    "minerva_math",
+    "olympiadbench",
+    "college_math",
+    "arith",
+    "jsonl:PATH",
+)
 
 LOCAL_FILES = {
     "gsm8k": {"test": "gsm8k/test.jsonl", "train": "gsm8k/train.jsonl"},
     "math": {"test": "math/test.jsonl", "train": "math/train.jsonl"},
     "math500": {"test": "math500/test.jsonl"},
     "odyssey": {"test": "odyssey_math/final-odyssey-math-with-levels.jsonl"},
+    **{name: {"test": f"{name}/test.jsonl"} for name in REASONING_SETS if name != "math500"},
 }
 MATH_SUBJECT_CONFIGS = (
     "algebra",
@@ -48,7 +72,18 @@ HUB = {
     "gsm8k": ("openai/gsm8k", "main"),
     "math": ("EleutherAI/hendrycks_math", MATH_SUBJECT_CONFIGS),
     "math500": ("HuggingFaceH4/MATH-500", None),
+    # the suite's sets as lighteval and the RL recipes load them; the Hub split each is published as
+    "aime24": ("HuggingFaceH4/aime_2024", None, "train"),
+    "aime25": ("opencompass/AIME2025", ("AIME2025-I", "AIME2025-II"), "test"),
+    "amc23": ("math-ai/amc23", None, "test"),
+    "minerva_math": ("math-ai/minervamath", None, "test"),
+    "olympiadbench": ("Hothan/OlympiadBench", "OE_TO_maths_en_COMP", "train"),
 }
+GITHUB = {  # where the sets without a Hub copy are published
+    "odyssey": "github.com/protagolabs/odyssey-math",
+    "college_math": "github.com/QwenLM/Qwen2.5-Math, evaluation/data/college_math/test.jsonl",
+}
+TAG_CONFIG = ("aime25",)  # Hub configs that carry a breakdown (AIME I / II): each record keeps its config
 
 
 class NoGold(TaskError):
@@ -104,8 +139,42 @@ def _odyssey(i: int, rec: dict[str, Any], split: str, where: str) -> Problem:
     )
 
 
-PARSERS = {"gsm8k": _gsm8k, "math": _math, "math500": _math, "odyssey": _odyssey}
-CONVENTIONS = {"gsm8k": "gsm8k", "math": "math", "math500": "math", "odyssey": "odyssey", "arith": "arith"}
+PARSERS = {
+    "gsm8k": _gsm8k,
+    "math": _math,
+    "math500": _math,
+    "odyssey": _odyssey,
+    "aime24": reasoning.aime("aime24"),
+    "aime25": reasoning.aime("aime25"),
+    "amc23": reasoning.amc,
+    "minerva_math": reasoning.minerva,
+    "olympiadbench": reasoning.olympiadbench,
+    "college_math": reasoning.college_math,
+}
+CONVENTIONS = {
+    "gsm8k": "gsm8k",
+    "math": "math",
+    "math500": "math",
+    "odyssey": "odyssey",
+    "arith": "arith",
+    **{name: "math" for name in REASONING_SETS},
+}
+
+
+def expand_tasks(names: Iterable[str]) -> list[str]:
+    """``reasoning`` -> its seven sets; other names as given; each once, in order."""
+    out: list[str] = []
+    for n in names:
+        out += SUITES.get(n, (n,))
+    return list(dict.fromkeys(out))
+
+
+def _meta(problems: list[Problem], skipped: list[str]) -> dict[str, Any]:
+    meta: dict[str, Any] = {"skipped_no_gold": skipped} if skipped else {}
+    repaired = {p.id: list(p.repairs) for p in problems if p.repairs}
+    if repaired:
+        meta["repaired"] = repaired
+    return meta
 
 
 def _parse_all(name: str, split: str, records: Iterable[tuple[int, dict[str, Any], str]]) -> tuple[list, list]:
@@ -124,7 +193,7 @@ def _from_file(name: str, path: Path, split: str) -> Task:
     problems, skipped = _parse_all(name, split, records)
     if not problems:
         raise TaskError(f"{path}: no records")
-    meta = {"skipped_no_gold": skipped} if skipped else {}
+    meta = _meta(problems, skipped)
     return Task(name, CONVENTIONS[name], split, problems, sha256_file(path), str(path), meta)
 
 
@@ -132,18 +201,24 @@ def _from_hub(name: str, split: str) -> Task:
     if name not in HUB:
         raise TaskError(
             f"task {name!r} has no Hugging Face Hub source; set {DATA_ENV}=DIR (or pass --data-dir DIR) with its files"
+            + (f" ({LOCAL_FILES[name]['test']}: {GITHUB[name]})" if name in GITHUB else "")
         )
     try:
         import datasets
     except ImportError:
         raise TaskError("loading from the Hub needs `datasets`: pip install 'stepdpo-bench[hf]'") from None
-    repo, configs = HUB[name]
+    repo, configs, *hub_split = HUB[name]
     config_list = configs if isinstance(configs, tuple) else (configs,)
+    where_split = hub_split[0] if hub_split and split == "test" else split  # sets published as one "train" split
     records: list[dict[str, Any]] = []
     try:
         for cfg in config_list:
-            ds = datasets.load_dataset(repo, cfg, split=split) if cfg else datasets.load_dataset(repo, split=split)
-            records.extend(dict(r) for r in ds)
+            ds = (
+                datasets.load_dataset(repo, cfg, split=where_split)
+                if cfg
+                else datasets.load_dataset(repo, split=where_split)
+            )
+            records.extend(dict(r, _config=cfg) if name in TAG_CONFIG else dict(r) for r in ds)
     except Exception as exc:
         raise TaskError(
             f"could not load {repo} ({split}) from the Hub: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}; "
@@ -151,7 +226,7 @@ def _from_hub(name: str, split: str) -> Task:
             "shared/data"
         ) from None
     problems, skipped = _parse_all(name, split, ((i, r, f"{repo}[{i}]") for i, r in enumerate(records)))
-    meta = {"skipped_no_gold": skipped} if skipped else {}
+    meta = _meta(problems, skipped)
     return Task(name, CONVENTIONS[name], split, problems, sha256_records(records), f"hf://{repo}", meta)
 
 

@@ -25,6 +25,7 @@ class Problem:
     level: str | None = None
     reference: str | None = None  # full reference solution, when the data has one
     steps: tuple[str, ...] | None = None  # exact ground-truth steps (synthetic tasks)
+    repairs: tuple[str, ...] = ()  # what the loader repaired in this record's text (aime25's lost backslashes)
 
 
 @dataclass
