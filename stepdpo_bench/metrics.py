@@ -2,14 +2,15 @@
 
 Accuracy is the mean over problems of each problem's mean correctness, and its standard error is the standard
 deviation of those per-problem means over sqrt(#problems): with one sample per problem this is the usual
-binomial error, with n > 1 it is the cluster-robust error (samples of one problem are not independent).
+binomial error, with n > 1 it is the cluster-robust error (samples of one problem are not independent), given
+one pseudo problem at 0 and one at 1 and a t quantile, as every avg@k / pass@k / maj@k interval (at_k.py).
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from statistics import mean
 from typing import Any
 
@@ -80,15 +81,18 @@ def wilson(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
 
 
 def _accuracy_block(per_problem: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    """Accuracy, clustered stderr and a 95% CI: Wilson with one sample per problem, else normal on the cluster
-    means (clipped to [0, 1])."""
+    """Accuracy, its standard error and a 95% CI: Wilson with one sample per problem, else the clustered t
+    interval of avg@k (which counts the problems and the samples; at_k.py)."""
     means = [mean(1.0 if s["correct"] else 0.0 for s in ss) for ss in per_problem.values()]
     acc = mean(means) if means else float("nan")
     se = _stderr(means)
     if all(len(ss) == 1 for ss in per_problem.values()):
         lo, hi = wilson(sum(means), len(means))
-    else:
-        lo, hi = max(0.0, acc - Z95 * se), min(1.0, acc + Z95 * se)
+    else:  # several samples per problem: the problem-clustered t interval of avg@k (stepdpo_bench/at_k.py)
+        from .at_k import clustered_interval
+
+        block = clustered_interval(means)
+        se, (lo, hi) = block["stderr"], block["ci95"]
     return {"accuracy": acc, "stderr": se, "ci95": [lo, hi], "n_problems": len(means)}
 
 
@@ -104,10 +108,14 @@ def _finite(obj: Any) -> Any:
 
 
 def compute_metrics(
-    samples: Iterable[dict[str, Any]], same: Callable[[str, str], bool] | None = None
+    samples: Iterable[dict[str, Any]],
+    same: Callable[[str, str], bool] | None = None,
+    requested: Sequence[Any] = (),
 ) -> dict[str, Any]:
     """Metrics of a run from its sample records (fields: problem_id, correct, pred, finish_reason, n_tokens,
-    subject, level).  ``same(a, b)`` is answer equivalence for maj@k (defaults to string equality)."""
+    subject, level).  ``same(a, b)`` is answer equivalence for maj@k (defaults to string equality).  ``at_k``
+    holds avg@k / pass@k / maj@k with intervals (stepdpo_bench/at_k.py): the defaults plus ``requested``."""
+    from .at_k import at_k_metrics, default_metrics
     samples = list(samples)
     by_problem: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for s in samples:
@@ -143,6 +151,11 @@ def compute_metrics(
             for k in _ks(n)
             if k > 1
         }
+    if n:
+        specs = list(dict.fromkeys([*default_metrics(n), *requested]))
+        out["at_k"] = at_k_metrics(by_problem, specs, same or (lambda a, b: a == b))
+        if requested:
+            out["requested"] = [s.name for s in requested]
     for key in ("subject", "level"):
         groups: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(dict)
         for pid, ss in by_problem.items():
