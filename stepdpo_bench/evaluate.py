@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from . import __version__
+from .at_k import parse_metrics
 from .contracts import TRAIN_TAG
 from .grading import GRADER_VERSION, grade_batch, is_equivalent
 from .manifest import GraderInfo, Manifest, ModelInfo, PromptInfo, SamplingInfo, TaskInfo, Timings
@@ -61,6 +62,7 @@ class EvalRequest:
     answer_field: str = "answer"
     convention: str = "math"
     lenient_grading: bool = False  # the pre-2.0 rule: any correctly rounded decimal matches an exact gold
+    metrics: str | None = None  # --metrics avg@32,pass@8,maj@16: reported beside the defaults (not in the run id)
 
     @property
     def filters(self) -> dict[str, Any]:
@@ -256,7 +258,9 @@ def execute(p: EvalPlan, sampler: Sampler, console: Console | None = None) -> Ev
         p.run.write_manifest(manifest)
         raise
     samples = p.run.read_samples()
-    manifest.metrics = compute_metrics(samples, _same(task.convention, req.lenient_grading))
+    manifest.metrics = compute_metrics(
+        samples, _same(task.convention, req.lenient_grading), parse_metrics(req.metrics, params.n)
+    )
     if manifest.metrics.get("context_clamped"):
         console.print(
             f"warning: {task.name}: {manifest.metrics['context_clamped']} samples hit the model's context window "
@@ -318,7 +322,8 @@ def _manifest(p: EvalPlan, old: Manifest | None) -> Manifest:
 
 
 def relabel(p: EvalPlan) -> list[str]:
-    """Apply the leaderboard metadata given on this command (label, method, base model, tags) to the plan's
+    """Apply the leaderboard metadata given on this command (label, method, base model, tags; and --metrics,
+    computed from the stored samples) to the plan's
     finished run, which is reused rather than rerun: ``eval ... --tag main`` on a run that exists tags it.  Tags
     are only added.  Returns what changed, for the user; the run is re-ingested because its run.json changed."""
     m, req = p.run.manifest(), p.req
@@ -337,6 +342,13 @@ def relabel(p: EvalPlan) -> list[str]:
     if req.group and req.group != m.model.group:
         m.model.group = req.group
         changes.append(f"group {req.group}")
+    asked = [s.name for s in parse_metrics(req.metrics, m.sampling.n)]
+    had = (m.metrics or {}).get("requested") or []
+    if asked and asked != had:  # other --metrics: computed from the run's samples, nothing regenerated
+        m.metrics = compute_metrics(
+            p.run.read_samples(), _same(m.task.convention, m.grader.lenient), parse_metrics(req.metrics, m.sampling.n)
+        )
+        changes.append("metrics " + ", ".join(asked))
     new_tags = [t for t in req.tags if t not in m.model.tags]
     if new_tags:
         m.model.tags = [*m.model.tags, *new_tags]
@@ -463,7 +475,8 @@ def regrade(run: RunDir, out_dir: Path | None = None) -> EvalResult:
         target.path.mkdir(parents=True, exist_ok=True)
         (target.path / SAMPLES_JSONL).unlink(missing_ok=True)  # regraded twice: start the log afresh
         target.append_samples(new)
-    m.metrics = compute_metrics(new, _same(convention, lenient))
+    asked = ",".join((manifest.metrics or {}).get("requested") or [])
+    m.metrics = compute_metrics(new, _same(convention, lenient), parse_metrics(asked, manifest.sampling.n))
     target.compact(new)
     target.write_manifest(m)
     return EvalResult(target, m, "regraded")

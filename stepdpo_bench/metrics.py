@@ -91,8 +91,7 @@ def _accuracy_block(per_problem: dict[str, list[dict[str, Any]]]) -> dict[str, A
     else:  # several samples per problem: the problem-clustered t interval of avg@k (stepdpo_bench/at_k.py)
         from .at_k import clustered_interval
 
-        block = clustered_interval(means)
-        se, (lo, hi) = block["stderr"], block["ci95"]
+        lo, hi = clustered_interval(means)["ci95"]  # stderr stays the plain clustered one, as reported before
     return {"accuracy": acc, "stderr": se, "ci95": [lo, hi], "n_problems": len(means)}
 
 
@@ -116,6 +115,7 @@ def compute_metrics(
     subject, level).  ``same(a, b)`` is answer equivalence for maj@k (defaults to string equality).  ``at_k``
     holds avg@k / pass@k / maj@k with intervals (stepdpo_bench/at_k.py): the defaults plus ``requested``."""
     from .at_k import at_k_metrics, default_metrics
+
     samples = list(samples)
     by_problem: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for s in samples:

@@ -16,11 +16,20 @@ def pct(x: float | None) -> str:
     return "-" if x is None or x != x else f"{100 * x:.1f}"
 
 
+def with_ci(block: dict[str, Any] | None) -> str:
+    """``37.5 [24.9–50.1]``: an estimate with its interval, in points; ``-`` when the run has no such metric."""
+    if not block or block.get("value") is None:
+        return "-"
+    lo, hi = block.get("ci95") or [None, None]
+    return f"{pct(block['value'])} [{pct(lo)}–{pct(hi)}]"
+
+
 def results_table(results: Sequence[Any], title: str = "Results") -> Table:
     """One row per run: problems and samples per problem, accuracy with its 95% CI, pass@k/maj@k at the largest k
     when sampled, invalid and truncated shares, mean output tokens, how answers were found."""
+    asked = list(dict.fromkeys(name for r in results for name in r.manifest.metrics.get("requested") or []))
     ks = sorted({int(k) for r in results for k in (r.manifest.metrics.get("pass@k") or {})})
-    k = ks[-1] if ks else None
+    k = ks[-1] if ks and not asked else None
     cols = [
         "task",
         "model",
@@ -29,6 +38,7 @@ def results_table(results: Sequence[Any], title: str = "Results") -> Table:
         "acc %",
         "95% CI %",
         *([f"pass@{k} %", f"maj@{k} %"] if k else []),
+        *(f"{name} % [95% CI]" for name in asked),
         "invalid %",
         "truncated %",
         "mean tokens",
@@ -52,6 +62,7 @@ def results_table(results: Sequence[Any], title: str = "Results") -> Table:
         ]
         if k:
             row += [pct((met.get("pass@k") or {}).get(str(k))), pct((met.get("maj@k") or {}).get(str(k)))]
+        row += [with_ci((met.get("at_k") or {}).get(name)) for name in asked]
         row += [
             pct(met.get("invalid_rate")),
             pct(met.get("truncation_rate")),

@@ -52,7 +52,12 @@ def eval_cmd(
         None, "--prompt-file", help="Your own template: text with one {question} placeholder, everything else literal."
     ),
     max_tokens: int = typer.Option(2048, "--max-tokens", help="Generation budget per sample."),
-    n: int = typer.Option(1, "--n", help="Samples per problem (pass@k, maj@k)."),
+    n: int = typer.Option(1, "--n", help="Samples per problem (avg@k, pass@k, maj@k)."),
+    metrics: str = typer.Option(
+        None,
+        "--metrics",
+        help="avg@K, pass@K, maj@K to report, each with its interval, k <= --n (e.g. avg@32,pass@1,pass@8,maj@16).",
+    ),
     temperature: float = typer.Option(0.0, help="0 = greedy."),
     top_p: float = typer.Option(1.0, "--top-p"),
     seed: int = typer.Option(0),
@@ -80,6 +85,7 @@ def eval_cmd(
     sampler: Any = None,
 ) -> None:
     """Score a checkpoint on one or more tasks; each task becomes a resumable run under --results."""
+    from ..at_k import parse_metrics
     from ..checkpoints import CheckpointError, inspect
     from ..evaluate import EvalRequest, execute, finished, plan
     from ..grading import TASKS
@@ -91,6 +97,10 @@ def eval_cmd(
 
     check_method(method)
     _check_sampling(limit, n, max_tokens, temperature, top_p, chunk_size)
+    try:
+        parse_metrics(metrics, n)
+    except ValueError as exc:
+        fail(str(exc))
     if convention is not None and convention not in TASKS:
         fail(f"--convention {convention!r}: choose from {', '.join(TASKS)}")
     if prompt_file is not None and prompt is not None:
@@ -134,6 +144,7 @@ def eval_cmd(
                     answer_field=answer_field or "answer",
                     convention=convention or "math",
                     lenient_grading=lenient_grading,
+                    metrics=metrics,
                 ),
                 backend,
                 who,

@@ -206,3 +206,28 @@ def test_a_second_writer_of_the_same_run_fails_fast(tiny_ckpt, tmp_path):
         res = runner.invoke(app, ["eval", *args])
     assert res.exit_code == 2 and "another process is writing this run" in res.stderr
     assert _eval(args).exit_code == 0 and run.manifest().status == "done"
+
+
+def test_reasoning_suite_with_metrics_on_hf(tiny_ckpt, shared_data, tmp_path):
+    """The issue's command: every set of the suite on a tiny checkpoint, sampled, with avg@k / pass@k / maj@k and
+    their intervals in run.json and the terminal; another --metrics on the finished runs recomputes, never reruns."""
+    out = tmp_path / "results"
+    base = ["--model", str(tiny_ckpt), "--backend", "hf", "--tasks", "reasoning", "--data-dir", str(shared_data)]
+    base += ["--limit", "2", "--max-tokens", "8", "--n", "4", "--temperature", "0.8", "--out", str(out)]
+    res = _eval([*base, "--metrics", "avg@4,pass@2,maj@4"])
+    assert res.exit_code == 0, res.output
+    runs = runs_by_task(out)
+    assert set(runs) == {"aime24", "aime25", "amc23", "math500", "minerva_math", "olympiadbench", "college_math"}
+    for run in runs.values():
+        met = run.manifest().metrics
+        assert met["requested"] == ["avg@4", "pass@2", "maj@4"]
+        for name in ("avg@4", "pass@2", "maj@4", "pass@1"):
+            block = met["at_k"][name]
+            assert 0 <= block["ci95"][0] <= block["value"] <= block["ci95"][1] <= 1
+        assert met["at_k"]["avg@4"]["value"] == met["accuracy"]
+    assert "avg@4 % [95% CI]" in res.output.replace("\n", " ") or "avg@4" in res.output
+    again = _eval([*base, "--metrics", "avg@2"])
+    assert again.exit_code == 0 and "now with metrics avg@2" in again.output
+    assert all(r.manifest().metrics["requested"] == ["avg@2"] for r in runs_by_task(out).values())
+    bad = _eval([*base, "--metrics", "pass@8"])
+    assert bad.exit_code == 2 and "set --n 8 or more" in bad.output

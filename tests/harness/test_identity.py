@@ -68,6 +68,8 @@ TABLE: dict[str, tuple[str, str, list[str]]] = {
     "concurrency": ("same", "openai", ["--concurrency", "2"]),
     "retries": ("same", "openai", ["--retries", "1"]),
     "dry_run": ("same", "jsonl", []),  # every call here is a dry run
+    # what is reported from the same samples: recomputed from them, never a new run
+    "metrics": ("same", "jsonl", ["--metrics", "avg@1"]),
 }
 
 
