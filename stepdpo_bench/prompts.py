@@ -158,6 +158,18 @@ BUILTIN: dict[str, PromptTemplate] = {
     "minerva-4shot": PromptTemplate(
         "minerva-4shot", _fewshot(MINERVA_4SHOT, "Problem:\n", "Solution:\n"), stop=("\n\nProblem:", "Problem:")
     ),
+    # the reasoning suite's prompts (exact strings; bench/reasoning.py renders them beside the peers' templates):
+    # Qwen2.5-Math's CoT evaluation (the instruction as the system message, its raw ChatML text) ...
+    "qwen25-math-cot": PromptTemplate(
+        "qwen25-math-cot",
+        "<|im_start|>system\n" + _BOXED + "<|im_end|>\n<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n",
+        stop=("<|im_end|>", "<|endoftext|>"),
+    ),
+    # ... DeepSeek-R1's recommended use (no system prompt; the instruction after the question, in the user turn of
+    # the model's own chat template) ...
+    "deepseek-r1": PromptTemplate("deepseek-r1", "{question}\n" + _BOXED, chat=True),
+    # ... and the plain instruction as text, no template (Qwen2.5-Math's "mathstral" prompt)
+    "boxed": PromptTemplate("boxed", "{question}\n" + _BOXED),
     # the embedded default's own format: plain text, "Step k:" lines, "The answer is: N"
     "arith-step": PromptTemplate("arith-step", "Question: {question}\nAnswer:\nStep 1: ", "Step 1: ", stop=("\n\n",)),
 }
