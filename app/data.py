@@ -37,6 +37,16 @@ class Data:
         finally:
             con.close()
 
+    def suite(self, name: str) -> tuple[tuple[str, ...], list[Any]]:
+        """The suite's paper layout (stepdpo_bench/suite.py): its sets and one row per model and setting."""
+        from stepdpo_bench.suite import suite_rows
+
+        con = self._con()
+        try:
+            return suite_rows(leaderboard(con), name)
+        finally:
+            con.close()
+
     def runs(self, task: str | None = None) -> pd.DataFrame:
         return self._df(
             """SELECT run_id, label, method, base_model, task, prompt, n_problems, accuracy, created_at,

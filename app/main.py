@@ -41,8 +41,32 @@ def _run_label(runs: pd.DataFrame, rid: str) -> str:
     return f"{r.label} · {r.method or '?'} · {r.task} · {str(r.created_at)[:10]}"
 
 
+def _suite_section(data: Data) -> None:
+    """The reasoning suite as papers print it: a row per model and setting, a column per set, the macro average."""
+    from stepdpo_bench.suite import cell_text, setting_text
+
+    sets, rows = data.suite("reasoning")
+    if not rows:
+        return
+    st.subheader("Reasoning suite")
+    table = {"model": [r.label for r in rows], "setting": [setting_text(r) for r in rows]}
+    for s in sets:
+        table[s] = [cell_text(r.cells[s].accuracy, r.cells[s].ci) if s in r.cells else "-" for r in rows]
+    table["macro avg"] = [cell_text(*r.macro(sets)) for r in rows]
+    table["sets"] = [
+        f"{len(r.cells)}/{len(sets)}" + (" (subset runs)" if any(c.subset for c in r.cells.values()) else "")
+        for r in rows
+    ]
+    st.dataframe(pd.DataFrame(table), hide_index=True, use_container_width=True)
+    st.caption(
+        "Accuracy % [95% CI] per set (avg@n when sampled; the interval counts the problems and the samples), and "
+        "the unweighted mean over the sets a model has, with its interval."
+    )
+
+
 def page_leaderboard(data: Data) -> None:
     st.header("Leaderboard")
+    _suite_section(data)
     tasks = data.tasks()
     c1, c2, c3 = st.columns(3)
     task = c1.selectbox("Task", ["all", *tasks], key="lb_task")

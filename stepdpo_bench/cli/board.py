@@ -40,8 +40,12 @@ def leaderboard_cmd(
     tag: str = typer.Option(None, help="Only runs with this tag (a method such as step-dpo, a --tag, or a source)."),
     fmt: str = typer.Option("table", "--format", help="table | csv | json | markdown."),
     groups: bool = typer.Option(False, "--groups", help="Also the recipe groups (--group): seeds, mean, spread."),
+    suite: str = typer.Option(
+        None, "--suite", help="The paper layout of a suite (reasoning): a row per model, a column per set, macro avg."
+    ),
 ) -> None:
-    """Print the leaderboard: accuracy with 95% CI per model and task; tied models share a tier."""
+    """Print the leaderboard: accuracy with 95% CI per model and task; tied models share a tier.  With --suite,
+    one row per model and a column per set of the suite, each with its interval, and the macro average."""
     from ..groups import group_board, group_table
     from ..leaderboard import leaderboard, render
     from ..store import StoreError, connect, default_db
@@ -50,6 +54,13 @@ def leaderboard_cmd(
         fail(f"unknown --format {fmt!r}; use table, csv, json or markdown")
     if groups and fmt != "table":
         fail("--groups prints a table; use it without --format")
+    if suite is not None:
+        from ..tasks import SUITES
+
+        if suite not in SUITES:
+            fail(f"unknown --suite {suite!r}; choose from {', '.join(SUITES)}")
+        if task is not None or groups:
+            fail("--suite shows every set of the suite; drop --task and --groups")
     try:
         con = connect(default_db(results, db), read_only=True)
         try:
@@ -59,7 +70,15 @@ def leaderboard_cmd(
             con.close()
     except StoreError as exc:
         fail(str(exc))
-    out = render(rows, fmt)
+    if suite is not None:
+        from ..suite import render_suite, suite_rows
+
+        sets, srows = suite_rows(rows, suite)
+        if not srows:
+            fail(f"no finished runs of the {suite} suite's sets ({', '.join(sets)}) in the index yet")
+        out = render_suite(sets, srows, fmt)
+    else:
+        out = render(rows, fmt)
     if isinstance(out, str):
         print(out, end="" if out.endswith("\n") else "\n")
     else:

@@ -119,3 +119,36 @@ def test_deep_link_from_the_gate_report_opens_the_problem(app_results, monkeypat
     assert t.sidebar.radio(key="page").value == "Samples"
     assert t.selectbox(key="smp_problem").value == "arith/test/3"
     assert "part ways at step 1" in _text(t)
+
+
+def test_leaderboard_page_shows_the_suite_in_paper_layout(tiny_ckpt, shared_data, tmp_path, monkeypatch):
+    """Runs of the reasoning suite's sets: the page opens with one row per model, a column per set (each with its
+    interval) and the macro average; sets the model has not run show as '-'."""
+    from typer.testing import CliRunner
+
+    from stepdpo_bench.cli import app
+
+    out = tmp_path / "results"
+    args = ["eval", "--model", str(tiny_ckpt), "--backend", "hf", "--tasks", "aime24,amc23", "--limit", "2"]
+    res = CliRunner().invoke(app, [*args, "--data-dir", str(shared_data), "--max-tokens", "8", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert CliRunner().invoke(app, ["ingest", str(out)]).exit_code == 0
+    monkeypatch.setenv("STEPDPO_DB", str(out / "leaderboard.duckdb"))
+    t = AppTest.from_file(MAIN, default_timeout=60)
+    t.run()
+    assert not t.exception, t.exception
+    suite = t.dataframe[0].value
+    assert list(suite.columns)[2:10] == [
+        "aime24",
+        "aime25",
+        "amc23",
+        "math500",
+        "minerva_math",
+        "olympiadbench",
+        "college_math",
+        "macro avg",
+    ]
+    row = suite.iloc[0]
+    assert row["aime24"].startswith("0.0 [0.0–") and row["aime25"] == "-" and row["sets"] == "2/7 (subset runs)"
+    assert "Reasoning suite" in _text(t)
+    assert set(t.dataframe[1].value["task"]) == {"aime24", "amc23"}  # the ordinary board follows

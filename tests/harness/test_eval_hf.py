@@ -231,3 +231,19 @@ def test_reasoning_suite_with_metrics_on_hf(tiny_ckpt, shared_data, tmp_path):
     assert all(r.manifest().metrics["requested"] == ["avg@2"] for r in runs_by_task(out).values())
     bad = _eval([*base, "--metrics", "pass@8"])
     assert bad.exit_code == 2 and "set --n 8 or more" in bad.output
+    # the paper layout from the index: one row, the seven sets as columns, the macro average
+    assert runner.invoke(app, ["ingest", str(out)]).exit_code == 0
+    md = runner.invoke(app, ["leaderboard", "--results", str(out), "--suite", "reasoning", "--format", "markdown"])
+    assert md.exit_code == 0, md.output
+    head, _, row = md.output.strip().splitlines()
+    assert head.split(" | ")[2:] == [
+        "aime24",
+        "aime25",
+        "amc23",
+        "math500",
+        "minerva_math",
+        "olympiadbench",
+        "college_math",
+        "macro avg |",
+    ]
+    assert "avg@4, T 0.8" in row and "subset runs" in row and row.count("[") == 8
