@@ -63,7 +63,25 @@ prompts = {}
 for name in jobs["prompt_types"]:
     a = A(); a.prompt_type = name; a.num_shots = 0; a.adapt_few_shot = False
     prompts[name] = [construct_prompt({"question": q, "gt_ans": "1"}, "math", a) for q in jobs["questions"]]
-json.dump({"pairs": out, "prompts": prompts}, open(sys.argv[2], "w"))
+from evaluate import evaluate
+from utils import save_jsonl
+KEEP = ["level", "type", "unit", "solution_type", "choices", "solution", "ques_type", "ans_type", "answer_type"]
+files = {}
+for name, problems in jobs["qwen_output"].items():
+    peer = name if name != "aime25" else "aime24"
+    samples = []
+    for p in problems:
+        gt_cot, gt = parse_ground_truth(p["record"], peer)
+        s = {"idx": p["idx"], "question": p["question"], "gt_cot": gt_cot, "gt": gt}
+        s.update({k: p["record"][k] for k in KEEP if k in p["record"]})
+        s.update(code=p["completions"], pred=[extract_answer(c, peer) for c in p["completions"]],
+                 report=[None] * len(p["completions"]))
+        samples.append(s)
+    samples, _ = evaluate(peer, "qwen25-math-cot", samples=samples, execute=True)
+    path = f"{jobs['qwen_dir']}/{name}/test_qwen25-math-cot_-1_seed0_t0.0_s0_e-1.jsonl"
+    save_jsonl(samples, path)
+    files[name] = path
+json.dump({"pairs": out, "prompts": prompts, "files": files}, open(sys.argv[2], "w"))
 """
 
 # our prompt name -> Qwen2.5-Math's prompt type with the same string (deepseek-r1 is a chat prompt: its user turn
@@ -163,7 +181,7 @@ def build_pairs(data_dir: Path, per_set: int) -> list[Pair]:
         for i in range(0, len(task), step)[:per_set]:
             p, rec = task.problems[i], raw[i]
             for kind, pred, label in variants(p, rec, name):
-                pairs.append(Pair(name, kind, p.id, pred, p.gold, p.question, label, rec))
+                pairs.append(Pair(name, kind, p.id, pred, p.gold, p.question, label, {**rec, "_idx": i}))
     return pairs
 
 
@@ -171,13 +189,32 @@ def completion(pred: str) -> str:
     return f"The answer is $\\boxed{{{pred}}}$."
 
 
-def run_qwen(pairs: list[Pair], qwen_dir: Path, python: str, questions: list[str]) -> dict:
+IMPORT_SETS = ("aime24", "minerva_math", "olympiadbench")
+
+
+def qwen_output(pairs: list[Pair]) -> dict[str, list[dict]]:
+    """Per set, one problem record per gold with every variant as one of its completions: the peer's evaluation
+    grades them and writes its own output file, which ``import qwen-math`` then reads."""
+    by: dict[str, dict[str, dict]] = defaultdict(dict)
+    for q in pairs:
+        if q.set not in IMPORT_SETS:
+            continue
+        entry = by[q.set].setdefault(
+            q.pid, {"record": q.record, "question": q.question, "completions": [], "idx": int(q.record.get("_idx", 0))}
+        )
+        entry["completions"].append(completion(q.pred))
+    return {name: list(v.values()) for name, v in by.items()}
+
+
+def run_qwen(pairs: list[Pair], qwen_dir: Path, python: str, questions: list[str], out_dir: Path) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         jobs, result, driver = Path(tmp) / "jobs.json", Path(tmp) / "out.json", Path(tmp) / "driver.py"
         payload = {
             "pairs": [{"set": q.set, "record": q.record, "completion": completion(q.pred)} for q in pairs],
             "prompt_types": sorted(set(PROMPT_PEERS.values())),
             "questions": questions,
+            "qwen_output": qwen_output(pairs),
+            "qwen_dir": str(out_dir),
         }
         jobs.write_text(json.dumps(payload))
         driver.write_text(DRIVER)
@@ -212,6 +249,23 @@ def check_prompts(peer_prompts: dict[str, list[str]], questions: list[str]) -> l
     return rows
 
 
+def check_import(files: dict[str, str], pairs: list[Pair], data_dir: Path, work: Path) -> None:
+    from stepdpo_bench.importers import import_qwen_math
+
+    labels = {(q.pid, completion(q.pred)): q.label for q in pairs}
+    for name, path in files.items():
+        run = import_qwen_math(Path(path), work / "runs", name, "peer-file", data_dir)
+        rows = run.read_samples()
+        lab = [labels[(r["problem_id"], r["completion"])] for r in rows]
+        ours = sum(r["correct"] == x for r, x in zip(rows, lab, strict=True))
+        theirs = sum(r["other_correct"] == x for r, x in zip(rows, lab, strict=True))
+        differ = sum(r["correct"] != r["other_correct"] for r in rows)
+        print(
+            f"  {name:<14} {len(rows)} samples of {run.manifest().task.n_problems} problems: ours right on {ours}, "
+            f"theirs (their score field) on {theirs}, {differ} verdicts differ (the Audit page lists them)"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data-dir", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -233,7 +287,8 @@ def main() -> None:
     ]
     t_ours = time.perf_counter() - t0
     t0 = time.perf_counter()
-    peer = run_qwen(pairs, args.qwen_math, args.peer_python, questions)
+    work = Path(tempfile.mkdtemp(prefix="qwen-output-"))
+    peer = run_qwen(pairs, args.qwen_math, args.peer_python, questions, work)
     t_qwen = time.perf_counter() - t0
     qwen = [r["equal"] for r in peer["pairs"]]
     t0 = time.perf_counter()
@@ -283,6 +338,8 @@ def main() -> None:
                         qwen_pred=peer["pairs"][i]["pred"],
                     )
                     f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    print("\nimport qwen-math: the peer's own output files (written by its evaluate + save_jsonl), imported:")
+    check_import(peer["files"], pairs, args.data_dir, work)
     print("\nprompts (our string vs Qwen2.5-Math's template, zero-shot, 12 questions):")
     for ours_name, theirs, same in check_prompts(peer["prompts"], questions):
         print(f"  {ours_name:<16} vs {theirs:<16} {'identical' if same else 'DIFFERENT'}")

@@ -5,6 +5,8 @@
   (``stepdpo_*``), ``gsm8k*``, ``minerva_math*``, ``hendrycks_math*`` and anything whose docs carry an answer.
 - ``import_step_dpo(FILE)``: the JSON list that the Step-DPO repository's ``eval_math.py`` writes (``prompt``,
   ``completion``, ``extract_answer``, ``prompt_answer``, ``result``).
+- ``import_qwen_math(FILE, task=...)``: the jsonl that Qwen2.5-Math's ``math_eval.py`` writes (``idx``,
+  ``question``, ``gt``, completions in ``code``, their ``pred`` and ``score``), matched to our task's problems.
 
 Every imported run is an ordinary run directory (``source`` = lm-eval | step-dpo) written to a temporary
 directory and renamed into place, so bad input leaves nothing half-written; importing the same file again
@@ -263,3 +265,122 @@ def import_step_dpo(path: Path, out: Path, task: str = "math", model: str | None
         },
     )
     return _write_run(out, identity, manifest, samples)
+
+
+# ----------------------------------------------------------------------------------------------- Qwen2.5-Math
+QWEN_FIELDS = ("idx", "question", "gt", "code", "pred", "score")
+
+
+def import_qwen_math(
+    path: Path, out: Path, task: str, model: str | None = None, data_dir: Path | None = None
+) -> RunDir:
+    """Import an output file of Qwen2.5-Math's evaluation (``math_eval.py``: one JSON line per problem with
+    ``idx``, ``question``, ``gt``, the completions in ``code``, their ``pred`` and ``score``).
+
+    When ``task`` is one of ours and its data loads (``data_dir``, ``STEPDPO_DATA_DIR`` or the Hub), each line is
+    matched to our problem ``idx`` (the peer numbers a set's records in file order, as we do) and graded against
+    our reading of the gold; a line whose question is not that problem's is refused.  Otherwise the peer's
+    ``gt`` is the gold (recorded as such).  Their verdicts are kept beside ours (``other_correct``)."""
+    from .tasks import PARSERS, TaskError, load_task
+
+    problems = None
+    gold_source = "the file's gt (task not loaded)"
+    if task in PARSERS:
+        try:
+            problems = load_task(task, data_dir).problems
+            gold_source = f"our {task} loader"
+        except TaskError as exc:
+            if data_dir is not None:
+                raise ImportFormatError(f"--task {task}: {exc}") from None
+    samples: list[dict[str, Any]] = []
+    n_problems = 0
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ImportFormatError(f"{path}: cannot read ({exc.strerror})") from None
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ImportFormatError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        if not isinstance(rec, dict):
+            raise ImportFormatError(f"{where}: expected a JSON object per line (a Qwen2.5-Math output file)")
+        for key in QWEN_FIELDS:
+            if key not in rec:
+                raise ImportFormatError(
+                    f"{where}: missing field {key!r}; not a Qwen2.5-Math output file (needs {', '.join(QWEN_FIELDS)})"
+                )
+        code, preds, scores = rec["code"], rec["pred"], rec["score"]
+        if not isinstance(code, list) or not code or not all(isinstance(c, str) for c in code):
+            raise ImportFormatError(f"{where}: field 'code' should be a non-empty list of completions")
+        if not isinstance(preds, list) or not isinstance(scores, list) or not len(preds) == len(scores) == len(code):
+            raise ImportFormatError(f"{where}: fields 'code', 'pred' and 'score' should be lists of one length")
+        if not isinstance(rec["idx"], int) or isinstance(rec["idx"], bool):
+            raise ImportFormatError(f"{where}: field 'idx' should be an integer, not {rec['idx']!r}")
+        idx = rec["idx"]
+        if problems is not None:
+            if not 0 <= idx < len(problems):
+                raise ImportFormatError(f"{where}: idx {idx} is not a problem of {task} (it has {len(problems)})")
+            prob = problems[idx]
+            if _squash(prob.question) != _squash(str(rec["question"])):
+                raise ImportFormatError(
+                    f"{where}: the question of idx {idx} is not {task}'s problem {prob.id}; is --task right?"
+                )
+            pid, gold, question, subject, level = prob.id, prob.gold, prob.question, prob.subject, prob.level
+        else:
+            pid, gold, question = f"{task}/{idx}", str(rec["gt"]), str(rec["question"])
+            subject, level = rec.get("type") or rec.get("subfield"), rec.get("level")
+        n_problems += 1
+        for j, (text, theirs, score) in enumerate(zip(code, preds, scores, strict=True)):
+            samples.append(
+                {
+                    "problem_id": pid,
+                    "sample_idx": j,
+                    "prompt": question,
+                    "completion": text,
+                    "steps": split_steps(text),
+                    "gold": gold,
+                    "finish_reason": "stop",
+                    "n_tokens": 0,
+                    "subject": subject,
+                    "level": None if level is None else str(level),
+                    "other_correct": bool(score),
+                    "other_pred": None if theirs is None else str(theirs),
+                    "_question": question,
+                }
+            )
+    if not samples:
+        raise ImportFormatError(f"{path}: no records")
+    label = model or Path(path).parent.parent.name or Path(path).stem
+    identity = {
+        "model": {"name_or_path": label, "revision": None, "fingerprint": None},
+        "task": {"name": task},
+        "source": {"file": _sha(Path(path))},
+        "grader_version": GRADER_VERSION,
+    }
+    their = [s["other_correct"] for s in samples]
+    manifest = Manifest(
+        run_id="",
+        source="qwen2.5-math",
+        model=ModelInfo(label, label=label),
+        task=TaskInfo(task, "test", n_problems, None, "math", str(path), extra={"gold": gold_source}),
+        prompt=PromptInfo(_qwen_prompt_type(Path(path).name)),
+        sampling=SamplingInfo(
+            "qwen2.5-math/math_eval", None, None, None, max(s["sample_idx"] for s in samples) + 1, None
+        ),
+        extra={"metrics_source": {"metric": "score", "accuracy": sum(their) / len(their)}, "gold": gold_source},
+    )
+    return _write_run(out, identity, manifest, samples)
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+def _qwen_prompt_type(name: str) -> str:
+    """``test_qwen25-math-cot_-1_seed0_t0.0_s0_e-1.jsonl`` -> ``qwen25-math-cot`` (the peer's file naming)."""
+    m = re.match(r"^[a-z]+_(.+?)_-?\d+_seed", name)
+    return m.group(1) if m else "qwen2.5-math"

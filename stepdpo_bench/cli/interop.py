@@ -1,4 +1,4 @@
-"""Other tools: ``import lm-eval``, ``import step-dpo``, ``lm-eval-tasks``, and the ``pairs`` pipeline."""
+"""Other tools: ``import lm-eval``, ``import step-dpo``, ``import qwen-math``, ``lm-eval-tasks``, and ``pairs``."""
 
 from __future__ import annotations
 
@@ -43,6 +43,24 @@ def import_step_dpo_cmd(
 
     try:
         run = import_step_dpo(path, results, task, model)
+    except ImportFormatError as exc:
+        fail(str(exc))
+    _print_imported([run])
+
+
+@import_app.command("qwen-math")
+def import_qwen_math_cmd(
+    path: Path = typer.Argument(..., help="jsonl written by Qwen2.5-Math's evaluation (math_eval.py)."),
+    task: str = typer.Option(..., "--task", help="The set it scores: aime24, math500, olympiadbench, ..."),
+    model: str = typer.Option(None, "--model", help="Model name for the leaderboard (default: the output folder)."),
+    data_dir: Path = typer.Option(None, "--data-dir", help="Our task's data, to grade against our golds."),
+    results: Path = RESULTS,
+) -> None:
+    """Import a Qwen2.5-Math evaluation output file as a run (source=qwen2.5-math), re-graded by ours."""
+    from ..importers import ImportFormatError, import_qwen_math
+
+    try:
+        run = import_qwen_math(path, results, task, model, data_dir)
     except ImportFormatError as exc:
         fail(str(exc))
     _print_imported([run])
