@@ -83,3 +83,27 @@ def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, float]
     return {
         "acc": 1.0 if grade(results[0], doc["gold"], doc["convention"], question=doc.get("question")).correct else 0.0
     }
+
+
+def load_aime24(**meta: Any) -> Any:
+    return _dataset("aime24", **meta)
+
+
+def load_aime25(**meta: Any) -> Any:
+    return _dataset("aime25", **meta)
+
+
+def load_amc23(**meta: Any) -> Any:
+    return _dataset("amc23", **meta)
+
+
+def load_minerva_math(**meta: Any) -> Any:
+    return _dataset("minerva_math", **meta)
+
+
+def load_olympiadbench(**meta: Any) -> Any:
+    return _dataset("olympiadbench", **meta)
+
+
+def load_college_math(**meta: Any) -> Any:
+    return _dataset("college_math", **meta)

@@ -195,3 +195,19 @@ def test_bad_input_is_refused_and_nothing_is_written(tmp_path):
     res = runner.invoke(app, ["import", "step-dpo", str(bad), "--out", str(out)])
     assert res.exit_code == 2 and "record 0: missing field 'prompt_answer'" in res.stderr
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_the_reasoning_suite_inside_lm_eval(lm_eval_ok, tiny_ckpt, shared_data, tmp_path):
+    """stepdpo_aime24 ... stepdpo_college_math (and their group) run inside lm-eval on our data, prompts and
+    grader, and come back as runs of our tasks with our problem ids and data checksums."""
+    _lm_eval(tiny_ckpt, "stepdpo_reasoning_suite", {"data_dir": str(shared_data), "limit": 2}, tmp_path / "lm", 8)
+    res = runner.invoke(app, ["import", "lm-eval", str(tmp_path / "lm"), "--out", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    runs = {RunDir(d).manifest().task.name: RunDir(d) for d in (tmp_path / "r").iterdir()}
+    assert set(runs) == {"aime24", "aime25", "amc23", "math500", "minerva_math", "olympiadbench", "college_math"}
+    for name, run in runs.items():
+        m = run.manifest()
+        task = load_task(name, shared_data)
+        assert m.task.data_sha256 == task.data_sha256 and m.metrics["n_samples"] == 2
+        assert {r["problem_id"] for r in run.read_samples()} == {p.id for p in task.problems[:2]}
+        assert m.metrics["accuracy"] == pytest.approx(m.extra["metrics_source"]["acc,none"])
