@@ -205,12 +205,27 @@ def execute(p: EvalPlan, sampler: Sampler, console: Console | None = None) -> Ev
     prompts = {q.id: render(template, q, tokenizer, as_messages) for q in task.problems}
 
     done = p.run.read_samples()
+    reused = None
+    if not done and params.temperature > 0 and params.n > 1:
+        reused = _reuse_smaller_run(p)
+        done = p.run.read_samples() if reused else done
     have: dict[str, set[int]] = {}
     for s in done:
         have.setdefault(s["problem_id"], set()).add(s["sample_idx"])
     todo = [q for q in task.problems if len(have.get(q.id, ())) < params.n]
-    status = "resumed" if done else "new"
+    status = "resumed" if done and not reused else "new"
+    if reused:
+        console.print(
+            f"{task.name}: samples 0-{reused['samples_per_problem'] - 1} of each problem reused from "
+            f"{reused['from_run']} (the same draws); generating the rest",
+            highlight=False,
+            markup=False,
+        )
     manifest = _manifest(p, old)
+    if reused:
+        manifest.extra["reused_samples"] = reused
+    elif old is not None and old.extra.get("reused_samples"):
+        manifest.extra["reused_samples"] = old.extra["reused_samples"]
     default = 512 if sampler.backend == "vllm" else 128 if sampler.backend == "openai" else 32
     chunk = (old.extra.get("chunk_size") if old else None) or req.chunk_size or default  # fixed for the run's life
     manifest.extra["chunk_size"] = chunk
@@ -232,13 +247,19 @@ def execute(p: EvalPlan, sampler: Sampler, console: Console | None = None) -> Ev
                 batch = [q for q in whole if missing(q)]
                 if not batch:
                     continue
-                if params.temperature > 0:
-                    batch = whole
                 t0 = time.perf_counter()
-                outs = sampler.generate([prompts[q.id] for q in batch], params)
+                js: list[int] | None = None
+                if params.temperature > 0:
+                    # the whole chunk (hf draws depend on the batch), only the sample numbers still missing, each
+                    # from its own seed: what an uninterrupted run, or one with fewer samples, drew for them
+                    batch = whole
+                    js = sorted({j for q in batch for j in range(params.n) if j not in have.get(q.id, ())})
+                    outs = sampler.generate([prompts[q.id] for q in batch], params, [q.id for q in batch], js)
+                else:
+                    outs = sampler.generate([prompts[q.id] for q in batch], params)
                 t1 = time.perf_counter()
                 records = _grade_chunk(
-                    p.run.run_id, batch, outs, prompts, template, task.convention, have, req.lenient_grading
+                    p.run.run_id, batch, outs, prompts, template, task.convention, have, req.lenient_grading, js
                 )
                 t2 = time.perf_counter()
                 p.run.append_samples(records)
@@ -275,6 +296,35 @@ def execute(p: EvalPlan, sampler: Sampler, console: Console | None = None) -> Ev
     manifest.status, manifest.updated_at, manifest.error = "done", now_iso(), None
     p.run.write_manifest(manifest)
     return EvalResult(p.run, manifest, status)
+
+
+def _without_n(identity: dict[str, Any]) -> dict[str, Any]:
+    return {**identity, "sampling": {k: v for k, v in identity.get("sampling", {}).items() if k != "n"}}
+
+
+def _reuse_smaller_run(p: EvalPlan) -> dict[str, Any] | None:
+    """A sampled run asked for K2 samples per problem starts from the K < K2 samples of a run that differs only in
+    n (same model, data, prompt, sampling, grader), when one is under the same results folder: each sample is
+    drawn from its own seed, so those K are exactly what this run would draw first.  They are copied (the other
+    run stays as it is); the new run generates samples K..K2-1 only."""
+    me = _without_n(p.identity)
+    best: tuple[int, RunDir] | None = None
+    for d in sorted(p.run.path.parent.glob(p.run.path.name.rsplit("__", 1)[0] + "__*")):
+        if d == p.run.path or not d.is_dir():
+            continue
+        other = RunDir(d)
+        m = other.manifest()
+        if m is None or not m.done or _without_n(m.identity) != me or not 1 <= m.sampling.n < p.params.n:
+            continue
+        if best is None or m.sampling.n > best[0]:
+            best = (m.sampling.n, other)
+    if best is None:
+        return None
+    k, donor = best
+    rows = [{**s, "run_id": p.run.run_id} for s in donor.read_samples() if s["sample_idx"] < k]
+    p.run.path.mkdir(parents=True, exist_ok=True)
+    p.run.append_samples(rows)
+    return {"from_run": donor.run_id, "samples_per_problem": k, "samples": len(rows)}
 
 
 def _manifest(p: EvalPlan, old: Manifest | None) -> Manifest:
@@ -383,9 +433,13 @@ def _grade_chunk(
     convention: str,
     have: dict[str, set[int]],
     lenient: bool = False,
+    indices: Sequence[int] | None = None,
 ) -> list[dict[str, Any]]:
     items = [
-        (p, j, c) for p, cs in zip(batch, outs, strict=True) for j, c in enumerate(cs) if j not in have.get(p.id, set())
+        (p, indices[k] if indices is not None else k, c)
+        for p, cs in zip(batch, outs, strict=True)
+        for k, c in enumerate(cs)
+        if (indices[k] if indices is not None else k) not in have.get(p.id, set())
     ]
     grades = grade_batch(
         [c.text for _, _, c in items],

@@ -52,9 +52,28 @@ class Sampler(Protocol):
 
     def identity(self) -> ModelIdentity: ...
 
-    def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]: ...
+    def generate(
+        self,
+        prompts: Sequence[Prompt],
+        params: SamplingParams,
+        keys: Sequence[str] | None = None,
+        indices: Sequence[int] | None = None,
+    ) -> list[list[Completion]]:
+        """n completions per prompt; with ``keys`` (one per prompt, the problem id) and ``indices`` (which sample
+        numbers), the completions for exactly those samples, each drawn from its own seed ``sample_seed(seed,
+        key, j)``: a run with more samples reproduces the first ones of a run with fewer."""
+        ...
 
     def close(self) -> None: ...
+
+
+def sample_seed(seed: int, key: str, j: int) -> int:
+    """The seed of sample ``j`` of the problem ``key`` under the run's ``seed``: fixed by those three alone (not by
+    the batch, the chunk or the other samples), so samples 0..K-1 of a K2-sample run are those of a K-sample run."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{seed}\x00{key}\x00{j}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 def truncate_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:

@@ -12,11 +12,12 @@ when transformers' token-level matcher cannot handle a tokenizer.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from .. import checkpoints
 from ..prompts import Prompt
-from .base import Completion, ModelIdentity, SamplerError, SamplingParams, truncate_at_stop
+from .base import Completion, ModelIdentity, SamplerError, SamplingParams, sample_seed, truncate_at_stop
 from .identity import engine_identity, model_identity
 
 
@@ -63,7 +64,28 @@ class HFSampler:
         text = prompt if isinstance(prompt, str) else self._chat(prompt)
         return checkpoints.encode_prompt(self.tokenizer, text)
 
-    def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
+    def generate(
+        self,
+        prompts: Sequence[Prompt],
+        params: SamplingParams,
+        keys: Sequence[str] | None = None,
+        indices: Sequence[int] | None = None,
+    ) -> list[list[Completion]]:
+        """With ``keys`` (sampled runs from eval), each sample number j of a batch is drawn in its own generate
+        call seeded by (seed, the batch's first key, j): sample j does not depend on which other samples are drawn
+        with it, so a run asked for more samples reproduces the first ones (the batch is the same: chunks are task
+        positions and batches are the chunk's prompts by length)."""
+        if keys is not None and params.temperature > 0:
+            js = list(indices if indices is not None else range(params.n))
+            one = replace(params, n=1)
+            per_j = [
+                self._generate_all(prompts, one, lambda b, idx, j=j: sample_seed(params.seed, keys[idx[0]], j))
+                for j in js
+            ]
+            return [[per_j[k][i][0] for k in range(len(js))] for i in range(len(prompts))]
+        return self._generate_all(prompts, params, lambda b, idx: params.seed + b * self.batch_size)
+
+    def _generate_all(self, prompts: Sequence[Prompt], params: SamplingParams, seed_of: Any) -> list[list[Completion]]:
         ids = [self.encode(p) for p in prompts]
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         out: list[list[Completion] | None] = [None] * len(ids)
@@ -77,7 +99,8 @@ class HFSampler:
         batches += [[i] for i in clamped]  # each clamped prompt alone, with its own budget
         for b, idx in enumerate(batches):
             budget = min(budgets[i] for i in idx)
-            for i, comps in zip(idx, self._generate_batch([ids[i] for i in idx], params, budget, b), strict=True):
+            rows = [ids[i] for i in idx]
+            for i, comps in zip(idx, self._generate_batch(rows, params, budget, seed_of(b, idx)), strict=True):
                 out[i] = comps
         return [c or [] for c in out]
 
@@ -85,7 +108,7 @@ class HFSampler:
         return max_tokens if self.context is None else min(max_tokens, self.context - prompt_len)
 
     def _generate_batch(
-        self, rows: list[list[int]], params: SamplingParams, budget: int, batch_no: int
+        self, rows: list[list[int]], params: SamplingParams, budget: int, seed: int
     ) -> list[list[Completion]]:
         torch = self._torch
         width = max(map(len, rows))
@@ -95,7 +118,7 @@ class HFSampler:
             if x:
                 input_ids[r, width - len(x) :] = torch.tensor(x)
                 attn[r, width - len(x) :] = 1
-        torch.manual_seed(params.seed + batch_no * self.batch_size)
+        torch.manual_seed(seed)
         kwargs: dict[str, Any] = {
             "max_new_tokens": budget,
             "num_return_sequences": params.n,

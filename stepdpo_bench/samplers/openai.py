@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..prompts import Prompt
-from .base import Completion, ModelIdentity, SamplerError, SamplingParams
+from .base import Completion, ModelIdentity, SamplerError, SamplingParams, sample_seed
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
@@ -117,10 +117,21 @@ class OpenAISampler:
         finish = "length" if choice.get("finish_reason") == "length" else "stop"
         return Completion(text, n_tokens, finish)
 
-    def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
-        jobs = [(i, j) for i in range(len(prompts)) for j in range(params.n)]
+    def generate(
+        self,
+        prompts: Sequence[Prompt],
+        params: SamplingParams,
+        keys: Sequence[str] | None = None,
+        indices: Sequence[int] | None = None,
+    ) -> list[list[Completion]]:
+        js = list(indices) if indices is not None else list(range(params.n))
+        jobs = [(i, j) for i in range(len(prompts)) for j in js]
+
+        def seed(i: int, j: int) -> int:
+            return sample_seed(params.seed, keys[i], j) if keys is not None else params.seed + j
+
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            results = list(pool.map(lambda ij: self._one(prompts[ij[0]], params, params.seed + ij[1]), jobs))
+            results = list(pool.map(lambda ij: self._one(prompts[ij[0]], params, seed(*ij)), jobs))
         out: list[list[Completion]] = [[] for _ in prompts]
         for (i, _), c in zip(jobs, results, strict=True):
             out[i].append(c)

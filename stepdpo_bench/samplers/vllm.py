@@ -18,7 +18,7 @@ from typing import Any
 
 from .. import checkpoints
 from ..prompts import Prompt
-from .base import Completion, ModelIdentity, SamplerError, SamplingParams
+from .base import Completion, ModelIdentity, SamplerError, SamplingParams, sample_seed
 from .identity import engine_identity, model_identity
 
 
@@ -99,7 +99,15 @@ class VLLMSampler:
         text = prompt if isinstance(prompt, str) else self._chat(prompt)
         return checkpoints.encode_prompt(self.get_tokenizer(), text)
 
-    def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
+    def generate(
+        self,
+        prompts: Sequence[Prompt],
+        params: SamplingParams,
+        keys: Sequence[str] | None = None,
+        indices: Sequence[int] | None = None,
+    ) -> list[list[Completion]]:
+        if keys is not None and params.temperature > 0:
+            return self._per_sample(prompts, params, keys, list(indices if indices is not None else range(params.n)))
         ids = [self.encode(p) for p in prompts]
         budgets = [min(params.max_tokens, self.context - len(x)) for x in ids]
         live = [i for i, b in enumerate(budgets) if b > 0]
@@ -114,6 +122,34 @@ class VLLMSampler:
                 Completion(o.text, len(o.token_ids), limit if o.finish_reason == "length" else "stop")
                 for o in r.outputs
             ]
+        return out
+
+    def _per_sample(
+        self, prompts: Sequence[Prompt], params: SamplingParams, keys: Sequence[str], js: list[int]
+    ) -> list[list[Completion]]:
+        """One request per sample, each with its own seed (vLLM seeds per request, whatever the batch)."""
+        ids = [self.encode(p) for p in prompts]
+        budgets = [min(params.max_tokens, self.context - len(x)) for x in ids]
+        out: list[list[Completion]] = [[Completion("", 0, "context")] * len(js) for _ in ids]
+        jobs = [(i, k) for i, b in enumerate(budgets) if b > 0 for k in range(len(js))]
+        sps = [
+            self._vsp(
+                n=1,
+                temperature=params.temperature,
+                top_p=params.top_p,
+                max_tokens=budgets[i],
+                seed=sample_seed(params.seed, keys[i], js[k]),
+                stop=list(params.stop) or None,
+            )
+            for i, k in jobs
+        ]
+        results = self.llm.generate(
+            [self._tokens_prompt(prompt_token_ids=ids[i]) for i, _ in jobs], sps, use_tqdm=False, lora_request=self.lora
+        )
+        for (i, k), r in zip(jobs, results, strict=True):
+            o = r.outputs[0]
+            limit = "length" if budgets[i] >= params.max_tokens else "context"
+            out[i][k] = Completion(o.text, len(o.token_ids), limit if o.finish_reason == "length" else "stop")
         return out
 
     def _params(self, params: SamplingParams, budget: int) -> Any:

@@ -247,3 +247,32 @@ def test_reasoning_suite_with_metrics_on_hf(tiny_ckpt, shared_data, tmp_path):
         "macro avg |",
     ]
     assert "avg@4, T 0.8" in row and "subset runs" in row and row.count("[") == 8
+
+
+def _draws(out):
+    """{n: (samples by (problem, index), manifest)} of the runs under ``out``."""
+    runs = {}
+    for d in out.iterdir():
+        if d.is_dir() and (d / "run.json").is_file():
+            r = RunDir(d)
+            m = r.manifest()
+            runs[m.sampling.n] = ({(s["problem_id"], s["sample_idx"]): s["completion"] for s in r.read_samples()}, m)
+    return runs
+
+
+def test_more_samples_reuse_the_first_ones_exactly(tiny_ckpt, shared_data, tmp_path):
+    """Per-sample seeds: --n 4 after --n 2 copies the two samples per problem and draws only two more, and the
+    result is what a fresh --n 4 run (another folder) draws, sample for sample."""
+    base = ["--model", str(tiny_ckpt), "--backend", "hf", "--tasks", "aime24", "--data-dir", str(shared_data)]
+    base += ["--limit", "5", "--max-tokens", "10", "--temperature", "0.9", "--batch-size", "2", "--chunk-size", "4"]
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert _eval([*base, "--n", "2", "--out", str(a)]).exit_code == 0
+    res = _eval([*base, "--n", "4", "--out", str(a)])
+    assert res.exit_code == 0 and "reused from" in res.output
+    assert _eval([*base, "--n", "4", "--out", str(b)]).exit_code == 0
+    runs, fresh = _draws(a), _draws(b)
+    two, (four, m4), (fresh4, mf) = runs[2][0], runs[4], fresh[4]
+    assert all(four[k] == two[k] for k in two) and len(four) == 20
+    assert four == fresh4
+    assert m4.extra["reused_samples"]["samples"] == 10 and m4.timings.tokens_out < mf.timings.tokens_out
+    assert len(set(fresh4.values())) > 10  # the draws differ between samples (seeds are per sample)

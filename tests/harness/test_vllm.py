@@ -166,6 +166,35 @@ def test_openai_backend_against_real_vllm_serve(vllm_server, tiny_ckpt, shared_d
     assert run.read_samples()[0]["prompt"].startswith("<user>")
 
 
+def test_per_sample_seeds_on_vllm_and_its_server(vllm_server, tiny_ckpt, shared_data, tmp_path):
+    """The offline engine and the OpenAI server draw each sample from its own seed: a --n 4 run after --n 2
+    reuses the first two and equals a fresh --n 4 run, on both."""
+    common = ["--tasks", "aime24", "--data-dir", str(shared_data), "--limit", "3", "--max-tokens", "10"]
+    common += ["--temperature", "0.9"]
+    legs = {
+        "vllm": ["--model", str(tiny_ckpt), "--backend", "vllm", "--dtype", "float32", "--enforce-eager"],
+        "openai": ["--model", "tiny", "--backend", "openai", "--base-url", vllm_server],
+    }
+    for name, leg in legs.items():
+        a, b = tmp_path / name / "a", tmp_path / name / "b"
+        for n, out in (("2", a), ("4", a), ("4", b)):
+            cmd = [sys.executable, "-m", "stepdpo_bench.cli", "eval", *leg, *common, "--n", n, "--out", str(out)]
+            res = subprocess.run(cmd, env={**os.environ, **VLLM_ENV}, capture_output=True, text=True, timeout=900)
+            assert res.returncode == 0, res.stderr[-3000:]
+        got = {}
+        for key, out in (("a", a), ("b", b)):
+            for run in out.iterdir():
+                if (run / "run.json").is_file():
+                    rows = [json.loads(x) for x in (run / "samples.jsonl").read_text().splitlines()]
+                    got[(key, len({r["sample_idx"] for r in rows}))] = {
+                        (r["problem_id"], r["sample_idx"]): r["completion"] for r in rows
+                    }
+        two, four, fresh = got[("a", 2)], got[("a", 4)], got[("b", 4)]
+        assert all(four[k] == two[k] for k in two), name
+        assert four == fresh, name
+        assert len(set(fresh.values())) > 3, name
+
+
 def test_a_trained_checkpoint_loads_in_vllm(tiny_ckpt, tmp_path):
     """The trainer's output is a checkpoint vLLM serves: train two steps, then evaluate it with the engine."""
     pytest.importorskip("accelerate")
