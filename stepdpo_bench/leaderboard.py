@@ -20,7 +20,8 @@ WITH superseded_runs AS (
 )
 SELECT run_id, label, model, method, base_model, task, prompt, backend, n, temperature, n_problems,
        accuracy, ci_lo, ci_hi, stderr, invalid_rate, truncation_rate, mean_tokens, grader_version, source,
-       created_at, tags, json_extract_string(metrics, '$.extraction') AS extraction, subset, filters, lenient,
+       created_at, tags, json_extract_string(metrics, '$.extraction') AS extraction,
+       json_extract_string(metrics, '$.at_k') AS at_k, subset, filters, lenient,
        data_sha256, problems_sha, run_group
 FROM runs
 WHERE status = 'done'

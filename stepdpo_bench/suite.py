@@ -10,6 +10,7 @@ a set says how many it has, and a row built from subset runs (``--limit``) says 
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ class SuiteCell:
     n_problems: int
     subset: bool
     run_id: str
+    at_k: dict[str, Any] = field(default_factory=dict)  # the run's avg@k / pass@k / maj@k with intervals
 
 
 @dataclass
@@ -62,7 +64,8 @@ def suite_rows(board: list[dict[str, Any]], suite: str) -> tuple[tuple[str, ...]
             continue
         key = (r["model"], r["prompt"], r["n"], r["temperature"], r["label"])
         row = rows.setdefault(key, SuiteRow(r["label"], r["model"], r["prompt"], r["n"], r["temperature"]))
-        cell = SuiteCell(r["accuracy"], (r["ci_lo"], r["ci_hi"]), r["n_problems"], bool(r["subset"]), r["run_id"])
+        at_k = json.loads(r["at_k"]) if isinstance(r.get("at_k"), str) else r.get("at_k") or {}
+        cell = SuiteCell(r["accuracy"], (r["ci_lo"], r["ci_hi"]), r["n_problems"], bool(r["subset"]), r["run_id"], at_k)
         old = row.cells.get(r["task"])
         if (
             old is None
@@ -108,7 +111,6 @@ def render_suite(sets: tuple[str, ...], rows: list[SuiteRow], fmt: str = "table"
     """The suite as a rich Table, or csv / json / markdown text."""
     import csv
     import io
-    import json
 
     heads = ["model", "setting", *sets, "macro avg"]
     if fmt == "json":
@@ -124,6 +126,7 @@ def render_suite(sets: tuple[str, ...], rows: list[SuiteRow], fmt: str = "table"
                     "temperature": r.temperature,
                     "sets": {
                         s: {
+                            "at_k": c.at_k,
                             "accuracy": c.accuracy,
                             "ci95": list(c.ci),
                             "n_problems": c.n_problems,

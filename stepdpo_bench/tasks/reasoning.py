@@ -185,7 +185,7 @@ def _answer_items(text: str, multiple: bool) -> list[str]:
     """``$69$,$84$`` -> [``69``, ``84``]; ``1,3,5`` (multiple) -> [``1``, ``3``, ``5``]; one ``$...$`` -> itself."""
     text = text.strip()
     spans = _DOLLARS.findall(text)
-    if spans and _DOLLARS.sub("", text).strip(" ,;") == "":
+    if spans and _DOLLARS.sub("", text).strip(" ,;.") == "":  # "$a$,$b$" or "$(0,1)$." (a full stop after it)
         items = [s.strip() for s in spans]
         return items if multiple else [", ".join(items)]
     return [text.strip("$ ")]

@@ -164,3 +164,38 @@ def test_no_hub_copy_says_where_the_file_is(monkeypatch):
     monkeypatch.delenv("STEPDPO_DATA_DIR", raising=False)
     with pytest.raises(TaskError, match=r"Qwen2\.5-Math"):
         load_task("college_math")
+
+
+def test_hub_copies_load_through_the_same_parsers(monkeypatch):
+    """The Hub path, offline: ``datasets.load_dataset`` answers with records shaped like each Hub copy (their field
+    names, AIME 2025's two configs), and the same parsers read them."""
+    datasets = pytest.importorskip("datasets")
+    calls = []
+    hub = {
+        ("opencompass/AIME2025", "AIME2025-I"): [{"question": "Find $x$.", "answer": "70"}],
+        ("opencompass/AIME2025", "AIME2025-II"): [{"question": "Find $y$.", "answer": "468"}],
+        ("math-ai/minervamath", None): [{"question": "How far?", "answer": "1.6"}],
+        ("HuggingFaceH4/aime_2024", None): [
+            {
+                "id": 60,
+                "problem": "p",
+                "solution": "s",
+                "answer": "204",
+                "url": "https://artofproblemsolving.com/wiki/index.php/2024_AIME_I_Problems/Problem_1",
+            }
+        ],
+    }
+
+    def fake(repo, config=None, split=None):
+        calls.append((repo, config, split))
+        return datasets.Dataset.from_list(hub[(repo, config)])
+
+    monkeypatch.delenv("STEPDPO_DATA_DIR", raising=False)
+    monkeypatch.setattr(datasets, "load_dataset", fake)
+    a25 = load_task("aime25")
+    assert [(p.gold, p.subject) for p in a25.problems] == [("70", "AIME I"), ("468", "AIME II")]
+    assert a25.source == "hf://opencompass/AIME2025"
+    assert load_task("minerva_math").problems[0].gold == "1.6"
+    a24 = load_task("aime24")
+    assert a24.problems[0].id == "aime24/60" and a24.problems[0].subject == "AIME I"
+    assert ("HuggingFaceH4/aime_2024", None, "train") in calls  # published as one train split

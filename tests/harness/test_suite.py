@@ -29,6 +29,7 @@ def _row(task, acc, lo, hi, label="m", n=1, subset=False, n_problems=30, prompt=
         "n_problems": n_problems,
         "subset": subset,
         "run_id": f"{label}-{task}-{n_problems}",
+        "at_k": json.dumps({"pass@2": {"value": 0.7}}),
     }
 
 
@@ -60,6 +61,7 @@ def test_formats_agree_and_csv_cannot_run():
     sets, rows = suite_rows(board, "reasoning")
     data = json.loads(render_suite(sets, rows, "json"))
     assert data[0]["sets"]["aime24"]["ci95"] == [0.4, 0.6] and data[0]["macro"]["n_sets"] == 7
+    assert data[0]["sets"]["aime24"]["at_k"] == {"pass@2": {"value": 0.7}}  # the run's at_k, carried through
     rec = next(csv.DictReader(io.StringIO(render_suite(sets, rows, "csv"))))
     assert rec["label"].startswith("'=") and float(rec["macro"]) == pytest.approx(0.5)
     assert float(rec["macro_ci_lo"]) == pytest.approx(data[0]["macro"]["ci95"][0])
