@@ -307,3 +307,39 @@ def encode_prompt(tokenizer: Any, text: str) -> list[int]:
 def encode_completion(tokenizer: Any, text: str) -> list[int]:
     """A completion's ids: the text alone, no special tokens."""
     return tokenizer(text, add_special_tokens=False).input_ids
+
+
+GENERATION_FIELDS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty")
+
+
+def generation_defaults(name: str, params: Any, revision: str | None = None) -> tuple[Any, list[str]]:
+    """``--generation-config model``: the checkpoint's own sampling values (its ``generation_config.json``, an
+    adapter's base's when the adapter has none, or the Hub's) applied to ``params``, so they become the run's
+    recorded values.  Returns the new params and what was taken (``top_k=20``).  ``do_sample: false`` in the file
+    means greedy."""
+    from dataclasses import replace
+
+    ckpt = inspect(name)
+    data: dict[str, Any] = {}
+    for src in ([ckpt.adapter] if ckpt.adapter is not None else []) + [ckpt.base]:
+        path = Path(str(src)) / "generation_config.json"
+        if path.is_file():
+            data = _read_json(path)
+            break
+    else:
+        if not Path(str(ckpt.base)).exists():  # a Hub id (or an adapter's Hub base): ask the Hub
+            try:
+                from transformers import GenerationConfig
+
+                data = GenerationConfig.from_pretrained(ckpt.base, revision=revision).to_diff_dict()
+            except OSError:  # no generation_config.json there either: nothing to take
+                data = {}
+    taken: dict[str, Any] = {}
+    for key in GENERATION_FIELDS:
+        value = data.get(key)
+        if value is None:
+            continue
+        taken[key] = int(value) if key == "top_k" else float(value)
+    if data.get("do_sample") is False:
+        taken["temperature"] = 0.0
+    return replace(params, **taken), [f"{k}={v:g}" for k, v in taken.items()]

@@ -173,10 +173,15 @@ def compare_runs(a: Any, b: Any) -> RunComparison:
         warnings.append(f"different tasks: {ma.task.name} vs {mb.task.name}")
     elif ma.task.data_sha256 != mb.task.data_sha256:
         warnings.append("different task data (checksums differ): problems are paired by id, which may not match")
-    how = lambda m: (m.prompt.name, m.sampling.temperature, m.sampling.top_p, m.sampling.max_tokens, m.sampling.n)  # noqa: E731
+
+    def how(m: Any) -> tuple:
+        s = m.sampling
+        return (m.prompt.name, s.temperature, s.top_p, s.top_k, s.min_p, s.repetition_penalty, s.max_tokens, s.n)
+
     if how(ma) != how(mb):
         warnings.append(
-            f"different prompt or sampling (prompt, temperature, top_p, max_tokens, n): {how(ma)} vs {how(mb)}"
+            "different prompt or sampling (prompt, temperature, top_p, top_k, min_p, repetition_penalty, max_tokens, "
+            f"n): {how(ma)} vs {how(mb)}"
         )
     sa, sb = a.read_samples(), b.read_samples()
     res = paired(per_problem(sa), per_problem(sb))

@@ -372,10 +372,10 @@ def _manifest(p: EvalPlan, old: Manifest | None) -> Manifest:
 
 
 def relabel(p: EvalPlan) -> list[str]:
-    """Apply the leaderboard metadata given on this command (label, method, base model, tags; and --metrics,
-    computed from the stored samples) to the plan's
+    """Apply the leaderboard metadata given on this command (label, method, base model, tags) to the plan's
     finished run, which is reused rather than rerun: ``eval ... --tag main`` on a run that exists tags it.  Tags
-    are only added.  Returns what changed, for the user; the run is re-ingested because its run.json changed."""
+    are only added; other ``--metrics`` are computed from the stored samples.  Returns what changed, for the
+    user; the run is re-ingested because its run.json changed."""
     m, req = p.run.manifest(), p.req
     if m is None or not m.done:
         return []

@@ -125,6 +125,9 @@ def mismatches(a: Manifest, b: Manifest) -> list[str]:
         ),
         ("temperature", lambda m: m.sampling.temperature, None),
         ("top_p", lambda m: m.sampling.top_p, None),
+        ("top_k", lambda m: m.sampling.top_k, None),
+        ("min_p", lambda m: m.sampling.min_p, None),
+        ("repetition_penalty", lambda m: m.sampling.repetition_penalty, None),
         ("samples per problem (n)", lambda m: m.sampling.n, None),
         ("max_tokens", lambda m: m.sampling.max_tokens, None),
         ("grader version", lambda m: m.grader_version, None),
@@ -504,7 +507,16 @@ def check_model(
             samples = _samples(base)
             all_ids = sorted({s["problem_id"] for s in samples})
             s = bm.sampling
-            params = SamplingParams(s.temperature or 0.0, s.top_p or 1.0, s.max_tokens or 2048, s.n, s.seed or 0)
+            params = SamplingParams(
+                s.temperature or 0.0,
+                s.top_p or 1.0,
+                s.max_tokens or 2048,
+                s.n,
+                s.seed or 0,
+                top_k=s.top_k,
+                min_p=s.min_p,
+                repetition_penalty=s.repetition_penalty,
+            )
             stages = [stratified_ids(samples, subset, settings.seed)] if subset and subset < len(all_ids) else []
             stages.append(all_ids)
             kw = settings.for_tasks(len(tasks))

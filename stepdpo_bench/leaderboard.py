@@ -29,6 +29,9 @@ WHERE status = 'done'
   AND (? IS NULL OR task = ?)
   AND (? IS NULL OR list_contains(tags, ?))
 QUALIFY row_number() OVER (PARTITION BY model, fingerprint, task, prompt, backend, n, temperature, max_tokens,
+                                        json_extract_string(manifest, '$.sampling.top_k'),
+                                        json_extract_string(manifest, '$.sampling.min_p'),
+                                        json_extract_string(manifest, '$.sampling.repetition_penalty'),
                                         data_sha256, problems_sha, lenient  -- a different problem set is another row
                            ORDER BY created_at DESC, updated_at DESC) = 1
 ORDER BY task, subset, n_problems DESC, problems_sha, accuracy DESC, label

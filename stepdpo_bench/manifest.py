@@ -77,6 +77,9 @@ class SamplingInfo:
     n: int = 1
     seed: int | None = 0
     stop: list[str] = field(default_factory=list)
+    top_k: int = 0
+    min_p: float = 0.0
+    repetition_penalty: float = 1.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 

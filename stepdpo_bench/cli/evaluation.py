@@ -60,6 +60,16 @@ def eval_cmd(
     ),
     temperature: float = typer.Option(0.0, help="0 = greedy."),
     top_p: float = typer.Option(1.0, "--top-p"),
+    top_k: int = typer.Option(0, "--top-k", help="Sample from the k likeliest tokens (0: off)."),
+    min_p: float = typer.Option(0.0, "--min-p", help="Drop tokens below min_p x the top token's probability (0: off)."),
+    repetition_penalty: float = typer.Option(1.0, "--repetition-penalty", help="1: off."),
+    generation_config: str = typer.Option(
+        "none",
+        "--generation-config",
+        help="none: the values given here, whatever the checkpoint says; model: the checkpoint's "
+        "generation_config.json sampling values (temperature, top_p, top_k, min_p, repetition_penalty), applied "
+        "and recorded as the run's.",
+    ),
     seed: int = typer.Option(0),
     stop: list[str] = typer.Option(None, "--stop", help="Extra stop string (repeatable)."),
     results: Path = RESULTS,
@@ -97,6 +107,10 @@ def eval_cmd(
 
     check_method(method)
     _check_sampling(limit, n, max_tokens, temperature, top_p, chunk_size)
+    if top_k < 0 or not 0 <= min_p <= 1 or repetition_penalty <= 0:
+        fail("--top-k must be 0 (off) or more, --min-p in [0, 1], --repetition-penalty positive (1: off)")
+    if generation_config not in ("none", "model"):
+        fail(f"--generation-config {generation_config!r}: use none or model")
     try:
         parse_metrics(metrics, n)
     except ValueError as exc:
@@ -119,7 +133,16 @@ def eval_cmd(
         if backend != "openai":
             inspect(model)  # a broken checkpoint is refused here, before anything else
         who = identity_for(backend, model, sampler)
-        params = SamplingParams(temperature, top_p, max_tokens, n, seed, tuple(stop or ()))
+        params = SamplingParams(
+            temperature, top_p, max_tokens, n, seed, tuple(stop or ()), top_k, min_p, repetition_penalty
+        )
+        if generation_config == "model":
+            from ..checkpoints import generation_defaults
+
+            params, taken = generation_defaults(model, params, sampler.revision)
+            note(
+                f"--generation-config model: {', '.join(taken) if taken else 'the checkpoint sets no sampling values'}"
+            )
         plans = [
             plan(
                 EvalRequest(

@@ -126,10 +126,19 @@ class HFSampler:
             "eos_token_id": self.eos or None,
             "use_cache": True,
         }
+        # every sampling value explicit: the checkpoint's generation_config.json (top_k 20, repetition_penalty
+        # 1.05, ...) and transformers' own defaults (top_k 50) never change a run behind its recorded settings
         if params.temperature > 0:
-            kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p)
+            kwargs.update(
+                do_sample=True,
+                temperature=params.temperature,
+                top_p=params.top_p,
+                top_k=params.top_k,
+                min_p=params.min_p,
+            )
         else:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        kwargs["repetition_penalty"] = params.repetition_penalty
         if params.stop:
             kwargs["stopping_criteria"] = [self._stop_criteria(tuple(params.stop), width)]
         with torch.inference_mode():

@@ -101,9 +101,14 @@ class OpenAISampler:
             "temperature": params.temperature,
             "top_p": params.top_p,
             "seed": seed,
+            # vLLM's and SGLang's extra sampling fields, always sent: a server left to its defaults applies the
+            # model's generation_config (vLLM's --generation-config auto) behind the run's recorded settings
+            "top_k": params.top_k if params.top_k > 0 else -1,  # -1: off for every vLLM and SGLang version
+            "min_p": params.min_p,
+            "repetition_penalty": params.repetition_penalty,
         }
         if params.stop:
-            body["stop"] = list(params.stop)[:4]  # the OpenAI API accepts at most 4
+            body["stop"] = list(params.stop)  # all of them: a server that takes fewer refuses, none is dropped
         if isinstance(prompt, str):
             res = self._post("/completions", {**body, "prompt": prompt})
             choice = res["choices"][0]

@@ -138,6 +138,9 @@ class VLLMSampler:
                 temperature=params.temperature,
                 top_p=params.top_p,
                 max_tokens=budgets[i],
+                top_k=params.top_k,  # 0: off
+                min_p=params.min_p,
+                repetition_penalty=params.repetition_penalty,
                 seed=sample_seed(params.seed, keys[i], js[k]),
                 stop=list(params.stop) or None,
             )
@@ -158,6 +161,9 @@ class VLLMSampler:
             temperature=params.temperature,
             top_p=params.top_p,
             max_tokens=budget,
+            top_k=params.top_k,  # 0: off
+            min_p=params.min_p,
+            repetition_penalty=params.repetition_penalty,
             seed=params.seed if params.temperature > 0 else None,
             stop=list(params.stop) or None,
         )

@@ -276,3 +276,45 @@ def test_more_samples_reuse_the_first_ones_exactly(tiny_ckpt, shared_data, tmp_p
     assert four == fresh4
     assert m4.extra["reused_samples"]["samples"] == 10 and m4.timings.tokens_out < mf.timings.tokens_out
     assert len(set(fresh4.values())) > 10  # the draws differ between samples (seeds are per sample)
+
+
+def _with_generation_config(tiny_ckpt, tmp_path, **values):
+    import shutil
+
+    ckpt = tmp_path / "with-gc"
+    shutil.copytree(tiny_ckpt, ckpt)
+    gc_file = ckpt / "generation_config.json"
+    gc = json.loads(gc_file.read_text()) if gc_file.is_file() else {}
+    gc_file.write_text(json.dumps({**gc, **values}))
+    return ckpt
+
+
+def test_a_checkpoints_generation_config_never_changes_a_run(tiny_ckpt, shared_data, tmp_path):
+    """Same weights, same seed, --temperature 1.0 --top-p 1.0: the run samples the same completions whether or
+    not the checkpoint's generation_config.json carries top_k 20 and repetition_penalty 1.5 (as chat checkpoints
+    carry values like these).  Before, 0 of 16 were equal.  --generation-config model takes its values, records
+    them as the run's, and equals a run given those values by hand."""
+    gc = _with_generation_config(
+        tiny_ckpt, tmp_path, top_k=20, repetition_penalty=1.5, temperature=0.7, top_p=0.8, do_sample=True
+    )
+    base = ["--backend", "hf", "--tasks", "gsm8k", "--data-dir", str(shared_data), "--limit", "8"]
+    base += ["--max-tokens", "16", "--n", "2", "--temperature", "1.0", "--top-p", "1.0"]
+    for model, out in ((tiny_ckpt, "clean"), (gc, "gc")):
+        assert _eval(["--model", str(model), *base, "--out", str(tmp_path / out)]).exit_code == 0
+    (clean,), (leaky,) = runs_by_task(tmp_path / "clean").values(), runs_by_task(tmp_path / "gc").values()
+
+    def texts(run):
+        return [s["completion"] for s in sorted(run.read_samples(), key=lambda s: (s["problem_id"], s["sample_idx"]))]
+
+    assert texts(clean) == texts(leaky)
+    assert len(set(texts(clean))) > 4  # sampled, not 16 copies of one text
+    res = _eval(["--model", str(gc), *base, "--generation-config", "model", "--out", str(tmp_path / "model")])
+    assert res.exit_code == 0 and "top_k=20" in res.output
+    (taken,) = runs_by_task(tmp_path / "model").values()
+    s = taken.manifest().sampling
+    assert (s.temperature, s.top_p, s.top_k, s.repetition_penalty) == (0.7, 0.8, 20, 1.5)
+    by_hand = ["--temperature", "0.7", "--top-p", "0.8", "--top-k", "20", "--repetition-penalty", "1.5"]
+    args = ["--model", str(tiny_ckpt), *base, *by_hand, "--out", str(tmp_path / "hand")]
+    assert _eval(args).exit_code == 0
+    (hand,) = runs_by_task(tmp_path / "hand").values()
+    assert texts(hand) == texts(taken) and texts(hand) != texts(clean)

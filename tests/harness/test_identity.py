@@ -38,6 +38,11 @@ TABLE: dict[str, tuple[str, str, list[str]]] = {
     "n": ("id", "jsonl", ["--n", "2", "--temperature", "0.7"]),
     "temperature": ("id", "jsonl", ["--temperature", "0.7"]),
     "top_p": ("id", "jsonl", ["--top-p", "0.9"]),
+    "top_k": ("id", "jsonl", ["--top-k", "5"]),
+    "min_p": ("id", "jsonl", ["--min-p", "0.1"]),
+    "repetition_penalty": ("id", "jsonl", ["--repetition-penalty", "1.2"]),
+    # the checkpoint's values become the run's sampling values (in the id); the tiny checkpoint sets none
+    "generation_config": ("same", "jsonl", ["--generation-config", "model"]),
     "seed": ("id", "jsonl", ["--seed", "1"]),
     "stop": ("id", "jsonl", ["--stop", "###"]),
     "question_field": ("id", "jsonl", ["--question-field", "q2"]),

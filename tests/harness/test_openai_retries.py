@@ -92,3 +92,23 @@ def test_fleet_round_robin_n_samples_and_chat(servers):
     assert len(set(ports)) == 2 and ports.count(ports[0]) == 3  # six requests spread evenly over two servers
     (chat,) = s.generate([[{"role": "user", "content": "hi"}]], SamplingParams(max_tokens=5))
     assert chat[0].text == "The answer is: 7" and Flaky.seen[-1][1] == "/v1/chat/completions"
+
+
+def test_every_sampling_value_and_every_stop_string_is_sent(servers):
+    """A server left to its defaults applies the model's generation_config (vLLM's --generation-config auto): so
+    top_k, min_p and repetition_penalty go out explicitly, neutral ones too, and no stop string is dropped (the
+    sampler kept the first 4 before)."""
+    Flaky.script = []
+    s = OpenAISampler("m", servers[:1], concurrency=1, backoff=0.01)
+    stops = ("\n\n", "Q:", "###", "</s>", "<|im_end|>", "Problem:")
+    s.generate(["a"], SamplingParams(max_tokens=5, stop=stops))
+    s.generate(["b"], SamplingParams(max_tokens=5, temperature=0.6, top_k=20, min_p=0.05, repetition_penalty=1.1))
+    neutral, chosen = (b for _, _, b in Flaky.seen if b.get("prompt") in ("a", "b"))
+    assert neutral["stop"] == list(stops)
+    assert (neutral["top_k"], neutral["min_p"], neutral["repetition_penalty"]) == (-1, 0.0, 1.0)
+    assert (chosen["top_k"], chosen["min_p"], chosen["repetition_penalty"], chosen["temperature"]) == (
+        20,
+        0.05,
+        1.1,
+        0.6,
+    )

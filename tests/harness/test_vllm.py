@@ -195,6 +195,48 @@ def test_per_sample_seeds_on_vllm_and_its_server(vllm_server, tiny_ckpt, shared_
         assert len(set(fresh.values())) > 3, name
 
 
+def test_generation_config_leaks_into_neither_engine_nor_server(tiny_ckpt, shared_data, tmp_path):
+    """A copy of the checkpoint whose generation_config.json says top_k 20, repetition_penalty 1.5, served by a
+    real `vllm serve` (its --generation-config defaults to auto, which applies those values to whatever a request
+    leaves out): the openai backend's seeded samples equal the offline engine's on the clean checkpoint, so the
+    server got the run's values, not the file's."""
+    import shutil
+
+    gc_ckpt = tmp_path / "with-gc"
+    shutil.copytree(tiny_ckpt, gc_ckpt)
+    gc_file = gc_ckpt / "generation_config.json"
+    gc = json.loads(gc_file.read_text()) if gc_file.is_file() else {}
+    gc_file.write_text(json.dumps({**gc, "top_k": 20, "repetition_penalty": 1.5, "min_p": 0.2}))
+    port = free_port()
+    log = tmp_path / "server.log"
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(gc_ckpt)]
+    cmd += ["--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32"]
+    cmd += ["--enforce-eager"]
+    with log.open("w") as fh:
+        proc = subprocess.Popen(cmd, env={**os.environ, **VLLM_ENV}, stdout=fh, stderr=subprocess.STDOUT)
+    common = ["--tasks", "gsm8k", "--data-dir", str(shared_data), "--limit", "4", "--max-tokens", "16", "--n", "2"]
+    common += ["--temperature", "1.0"]
+    try:
+        base = f"http://127.0.0.1:{port}/v1"
+        wait_for_http(f"{base}/models", proc, log, 600)
+        served = ["--model", "tiny", "--backend", "openai", "--base-url", base, "--prompt", "qwen2-boxed"]
+        res = _cli("eval", *served, *common, "--out", tmp_path / "served")
+        assert res.exit_code == 0, res.output
+    finally:
+        stop(proc)
+    engine = ["--model", str(tiny_ckpt), "--backend", "vllm", "--dtype", "float32", "--enforce-eager"]
+    cmd = [sys.executable, "-m", "stepdpo_bench.cli", "eval", *engine, *common, "--out", str(tmp_path / "engine")]
+    res = subprocess.run(cmd, env={**os.environ, **VLLM_ENV}, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    (a,), (b,) = runs_by_task(tmp_path / "served").values(), runs_by_task(tmp_path / "engine").values()
+
+    def texts(run):
+        return [r["completion"] for r in sorted(run.read_samples(), key=lambda r: (r["problem_id"], r["sample_idx"]))]
+
+    assert texts(a) == texts(b)
+    assert len(set(texts(b))) > 4
+
+
 def test_a_trained_checkpoint_loads_in_vllm(tiny_ckpt, tmp_path):
     """The trainer's output is a checkpoint vLLM serves: train two steps, then evaluate it with the engine."""
     pytest.importorskip("accelerate")
