@@ -20,12 +20,12 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from . import __version__
+from . import __version__, thinking
 from .at_k import parse_metrics
 from .contracts import TRAIN_TAG
 from .grading import GRADER_VERSION, grade_batch, is_equivalent
 from .manifest import GraderInfo, Manifest, ModelInfo, PromptInfo, SamplingInfo, TaskInfo, Timings
-from .metrics import compute_metrics
+from .metrics import TRUNCATED, compute_metrics
 from .prompts import PromptTemplate, default_prompt, get_template, question_from_prompt, render
 from .runs import SAMPLES_JSONL, RunDir, make_run_id, now_iso
 from .samplers import ModelIdentity, Sampler, SamplingParams
@@ -63,6 +63,7 @@ class EvalRequest:
     convention: str = "math"
     lenient_grading: bool = False  # the pre-2.0 rule: any correctly rounded decimal matches an exact gold
     metrics: str | None = None  # --metrics avg@32,pass@8,maj@16: reported beside the defaults (not in the run id)
+    thinking: str = "auto"  # trace delimiters: auto (from the tokenizer), none, or OPEN,CLOSE (thinking.py)
 
     @property
     def filters(self) -> dict[str, Any]:
@@ -130,6 +131,9 @@ def build_identity(
         "sampling": {"backend": backend, **params.to_dict()},
         "grader_version": GRADER_VERSION,
         **({"grader": {"version": GRADER_VERSION, "lenient": True}} if req.lenient_grading else {}),
+        # auto is decided by the model (already in the id): only a delimiter choice of the user's is, so runs
+        # made before thinking traces keep their ids
+        **({"thinking": req.thinking} if req.thinking != "auto" else {}),
     }
 
 
@@ -203,6 +207,13 @@ def execute(p: EvalPlan, sampler: Sampler, console: Console | None = None) -> Ev
     as_messages = template.chat and sampler.backend == "openai"
     tokenizer = None if as_messages or not template.chat else _tokenizer_of(sampler)
     prompts = {q.id: render(template, q, tokenizer, as_messages) for q in task.problems}
+    first = next(iter(prompts.values()), None)
+    think = thinking.detect(
+        thinking.parse_option(req.thinking),
+        _tokenizer_of(sampler) if sampler.backend != "openai" else _ServerSide(),
+        first if isinstance(first, str) else None,
+    )
+    counter = _trace_counter(sampler, think)
 
     done = p.run.read_samples()
     reused = None
@@ -222,6 +233,7 @@ def execute(p: EvalPlan, sampler: Sampler, console: Console | None = None) -> Ev
             markup=False,
         )
     manifest = _manifest(p, old)
+    manifest.extra["thinking"] = think.to_dict() if think else None
     if reused:
         manifest.extra["reused_samples"] = reused
     elif old is not None and old.extra.get("reused_samples"):
@@ -259,7 +271,17 @@ def execute(p: EvalPlan, sampler: Sampler, console: Console | None = None) -> Ev
                     outs = sampler.generate([prompts[q.id] for q in batch], params)
                 t1 = time.perf_counter()
                 records = _grade_chunk(
-                    p.run.run_id, batch, outs, prompts, template, task.convention, have, req.lenient_grading, js
+                    p.run.run_id,
+                    batch,
+                    outs,
+                    prompts,
+                    template,
+                    task.convention,
+                    have,
+                    req.lenient_grading,
+                    js,
+                    think,
+                    counter,
                 )
                 t2 = time.perf_counter()
                 p.run.append_samples(records)
@@ -434,6 +456,8 @@ def _grade_chunk(
     have: dict[str, set[int]],
     lenient: bool = False,
     indices: Sequence[int] | None = None,
+    think: thinking.ThinkSpec | None = None,
+    count_tokens: Any = None,
 ) -> list[dict[str, Any]]:
     items = [
         (p, indices[k] if indices is not None else k, c)
@@ -441,36 +465,94 @@ def _grade_chunk(
         for k, c in enumerate(cs)
         if (indices[k] if indices is not None else k) not in have.get(p.id, set())
     ]
+    # the trace apart from the answer: a server's reasoning field, else the delimiters in the text
+    parts = [
+        thinking.Split(c.reasoning, c.text) if c.reasoning is not None else thinking.split(c.text, think)
+        for _, _, c in items
+    ]
+    answered = [k for k, s in enumerate(parts) if s.answer is not None and not _cut_in_trace(items[k][2], s)]
     grades = grade_batch(
-        [c.text for _, _, c in items],
-        [p.gold for p, _, _ in items],
+        [parts[k].answer or "" for k in answered],
+        [items[k][0].gold for k in answered],
         convention,
-        questions=[p.question for p, _, _ in items],
+        questions=[items[k][0].question for k in answered],
         lenient=lenient,
     )
+    by_item = dict(zip(answered, grades, strict=True))
     records = []
-    for (p, j, c), g in zip(items, grades, strict=True):
+    for k, (p, j, c) in enumerate(items):
         prompt = prompts[p.id]
+        trace, answer = parts[k].reasoning, parts[k].answer
+        g = by_item.get(k)
+        finish = c.finish_reason if g is not None or c.finish_reason == "stop" else thinking.THINKING
+        why = ""
+        if g is None:
+            why = (
+                "no answer: the budget ran out inside the thinking trace"
+                if finish == thinking.THINKING
+                else ("no answer: the thinking trace was never closed")
+            )
+        trace_tokens = c.reasoning_tokens
+        if trace is not None and trace_tokens is None and finish == thinking.THINKING:
+            trace_tokens = c.n_tokens  # every token it generated was the trace (delimiters included)
+        if trace is not None and trace_tokens is None and count_tokens is not None:
+            trace_tokens = count_tokens(c, trace)
+        text = answer if trace is not None else c.text
         records.append(
             {
                 "run_id": run_id,
                 "problem_id": p.id,
                 "sample_idx": j,
                 "prompt": prompt if isinstance(prompt, str) else _messages_text(prompt),
-                "completion": c.text,
-                "steps": split_steps(template.assistant_prefix + c.text),
-                "pred": g.pred,
+                "completion": text or "",
+                "steps": split_steps(template.assistant_prefix + (text or "")) if text else [],
+                "pred": g.pred if g else None,
                 "gold": p.gold,
-                "correct": g.correct,
-                "reason": g.reason,
-                "finish_reason": c.finish_reason,
+                "correct": g.correct if g else False,
+                "reason": g.reason if g else why,
+                "finish_reason": finish,
                 "n_tokens": c.n_tokens,
                 "subject": p.subject,
                 "level": p.level,
-                "method": g.method,
+                "method": g.method if g else "none",
+                "reasoning": trace,
+                "reasoning_tokens": trace_tokens,
             }
         )
     return records
+
+
+def _cut_in_trace(c: Any, s: thinking.Split) -> bool:
+    """A server's parser returns an empty answer when the budget ran out while thinking."""
+    return c.reasoning is not None and not (s.answer or "").strip() and c.finish_reason in TRUNCATED
+
+
+class _ServerSide:
+    """What ``thinking.detect`` knows of a served model's tokenizer: nothing but the usual pair (a trace in the
+    text is split on ``<think>`` / ``</think>``; a reasoning parser's field needs no delimiters)."""
+
+    chat_template = thinking.DEFAULT[0]
+
+
+def _trace_counter(sampler: Sampler, think: thinking.ThinkSpec | None) -> Any:
+    """A trace's length in tokens, ``(completion, trace) -> int``, or None where the sampler has no tokenizer.
+
+    From the generated ids where the close delimiter is one token: the tokens up to and including it (all of
+    them when the budget cut the trace), as a server's ``reasoning_tokens`` counts.  Otherwise the trace
+    re-encoded, capped by the sample's tokens (bytes of a cut character re-encode longer than they came).
+    """
+    tok = _tokenizer_of(sampler) if sampler.backend != "openai" else None
+    if tok is None:
+        return None
+    close = thinking.single_token_id(tok, think.close) if think else None
+
+    def count(c: Any, trace: str) -> int:
+        ids = getattr(c, "token_ids", None)
+        if ids is not None and close is not None:
+            return ids.index(close) + 1 if close in ids else len(ids)
+        return min(len(tok.encode(trace, add_special_tokens=False)), c.n_tokens)
+
+    return count
 
 
 def _messages_text(messages: list[dict[str, str]]) -> str:
@@ -507,6 +589,9 @@ def regrade(run: RunDir, out_dir: Path | None = None) -> EvalResult:
     target = run if in_place else RunDir(Path(out_dir or run.path.parent) / new_id)
     new = []
     for s, g in zip(samples, grades, strict=True):
+        if s.get("finish_reason") == thinking.THINKING:  # cut inside its trace: no answer to re-grade
+            new.append({**s, "run_id": target.run_id})
+            continue
         new.append(
             {**s, "run_id": target.run_id, "pred": g.pred, "correct": g.correct, "reason": g.reason, "method": g.method}
         )

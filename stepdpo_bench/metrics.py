@@ -15,7 +15,8 @@ from statistics import mean
 from typing import Any
 
 Z95 = 1.959963984540054
-TRUNCATED = ("length", "context")  # cut by --max-tokens, or by the model's context window (budget clamped)
+TRUNCATED = ("length", "context", "thinking")  # cut by --max-tokens, by the model's context window (budget
+# clamped), or inside a thinking trace (no answer: stepdpo_bench/thinking.py)
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -132,6 +133,20 @@ def compute_metrics(
         context_clamped=sum(s["finish_reason"] == "context" for s in samples),
         mean_tokens=mean(s["n_tokens"] for s in samples) if samples else float("nan"),
     )
+    traced = [s for s in samples if s.get("reasoning") is not None]
+    if traced:  # a reasoning model's run: how long it thought, how often the budget cut the thought, and how
+        # accurate it is where it finished thinking
+        untruncated = [s for s in samples if s["finish_reason"] != "thinking"]
+        counts = [s["reasoning_tokens"] for s in traced if s.get("reasoning_tokens") is not None]
+        out["thinking"] = {
+            "samples_with_trace": len(traced),
+            "mean_reasoning_tokens": mean(counts) if counts else None,  # over the samples with a count
+            "samples_with_token_count": len(counts),
+            "truncated_in_thinking": sum(s["finish_reason"] == "thinking" for s in samples) / total,
+            "accuracy_untruncated": (
+                sum(bool(s["correct"]) for s in untruncated) / len(untruncated) if untruncated else None
+            ),
+        }
     methods = [s.get("method") for s in samples if s.get("method")]
     if methods:  # how answers were found: a run whose answers come from fallbacks shows it
         out["extraction"] = {m: methods.count(m) / len(methods) for m in sorted(set(methods))}

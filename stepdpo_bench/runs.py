@@ -42,7 +42,10 @@ SAMPLE_FIELDS = (
     "other_correct",
     "other_pred",
     "method",
-)  # (other_*: an imported tool's own verdict and extracted answer; method: the extraction rule)
+    "reasoning",
+    "reasoning_tokens",
+)  # (other_*: an imported tool's own verdict and extracted answer; method: the extraction rule; reasoning: a
+#    thinking trace, kept apart from the graded completion, and its token count)
 
 
 class RunError(ValueError):
@@ -208,6 +211,8 @@ class RunDir:
                 ("other_correct", pa.bool_()),
                 ("other_pred", pa.string()),
                 ("method", pa.string()),
+                ("reasoning", pa.string()),
+                ("reasoning_tokens", pa.int32()),
             ]
         )
         table = pa.Table.from_pylist(rows, schema=schema)

@@ -46,8 +46,11 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE TABLE IF NOT EXISTS samples (
     run_id VARCHAR, problem_id VARCHAR, sample_idx INTEGER, prompt VARCHAR, completion VARCHAR,
     pred VARCHAR, gold VARCHAR, correct BOOLEAN, reason VARCHAR, finish_reason VARCHAR, n_tokens INTEGER,
-    subject VARCHAR, level VARCHAR, other_correct BOOLEAN, other_pred VARCHAR, method VARCHAR
+    subject VARCHAR, level VARCHAR, other_correct BOOLEAN, other_pred VARCHAR, method VARCHAR,
+    reasoning VARCHAR, reasoning_tokens INTEGER
 );
+ALTER TABLE samples ADD COLUMN IF NOT EXISTS reasoning VARCHAR;  -- indexes built before thinking traces
+ALTER TABLE samples ADD COLUMN IF NOT EXISTS reasoning_tokens INTEGER;
 CREATE TABLE IF NOT EXISTS problem_scores (  -- per-problem mean correctness, for fast paired statistics
     run_id VARCHAR, problem_id VARCHAR, pkey UBIGINT, score DOUBLE
 );
@@ -324,9 +327,12 @@ def _load_run(con: Any, run: RunDir, m: Manifest) -> None:
         other = "other_correct" if "other_correct" in cols else "NULL::BOOLEAN"
         other_pred = "other_pred" if "other_pred" in cols else "NULL::VARCHAR"
         method = "method" if "method" in cols else "NULL::VARCHAR"  # runs graded before grader 2.0 have none
+        trace = "reasoning" if "reasoning" in cols else "NULL::VARCHAR"  # runs written before thinking traces
+        trace_tokens = "reasoning_tokens" if "reasoning_tokens" in cols else "NULL::INTEGER"
         con.execute(
             f"""INSERT INTO samples SELECT ?, problem_id, sample_idx, prompt, completion, pred, gold, correct, reason,
-                finish_reason, n_tokens, subject, level, {other}, {other_pred}, {method} FROM read_parquet(?)""",
+                finish_reason, n_tokens, subject, level, {other}, {other_pred}, {method}, {trace}, {trace_tokens}
+                FROM read_parquet(?)""",
             [rid, pq],
         )
         con.execute(

@@ -15,6 +15,10 @@ CHAT_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
+THINK_TOKENS = ["<think>", "</think>"]
+# a reasoning model's template, DeepSeek-R1-distill style: the generation prompt opens the trace
+CLOSE_LIKE = "e"  # the tiny thinking model writes </think> where its random text would write this
+THINKING_TEMPLATE = CHAT_TEMPLATE.replace("assistant\n{% endif %}", "assistant\n<think>\n{% endif %}")
 
 
 def build_tiny_checkpoint(
@@ -30,10 +34,13 @@ def build_tiny_checkpoint(
     seed: int = 0,
     init_std: float = 0.5,
     individual_digits: bool = False,
+    thinking: bool = False,
 ) -> Path:
     """Write a checkpoint to ``out_dir`` (created) and return it.  Deterministic for a given corpus and seed.
 
     ``init_std`` 0.5 makes random greedy text varied (for harness tests); models meant to be trained use 0.02.
+    ``thinking``: ``<think>`` and ``</think>`` are tokens and the chat template opens the trace in the generation
+    prompt (a reasoning model's shape, for the thinking-trace paths and a server's reasoning parser).
     """
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -51,11 +58,13 @@ def build_tiny_checkpoint(
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(list(corpus), trainer=trainer)
     tok.add_special_tokens(SPECIAL)  # after the vocabulary, as in Qwen's: eos is never id 0 (that hid a bug once)
+    if thinking:
+        tok.add_tokens(THINK_TOKENS)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|endoftext|>", model_max_length=4096
     )
     if chat_template:
-        fast.chat_template = CHAT_TEMPLATE
+        fast.chat_template = THINKING_TEMPLATE if thinking else CHAT_TEMPLATE
     fast.save_pretrained(out_dir)
 
     torch.manual_seed(seed)
@@ -79,6 +88,11 @@ def build_tiny_checkpoint(
         model = LlamaForCausalLM(LlamaConfig(**common))
     else:
         raise ValueError(f"arch must be qwen2 or llama, not {arch!r}")
+    if thinking:  # </think> takes over a common letter's output row, scaled up: greedy text closes its trace
+        # where it would have written that letter, so random text has closed traces as well as budget-cut ones
+        with torch.no_grad():
+            rows = model.get_output_embeddings().weight
+            rows[fast.convert_tokens_to_ids(THINK_TOKENS[1])] = 1.05 * rows[fast.convert_tokens_to_ids(CLOSE_LIKE)]
     model.generation_config.eos_token_id = fast.eos_token_id
     model.generation_config.pad_token_id = fast.pad_token_id
     from .checkpoints import quiet_hf_progress

@@ -47,6 +47,17 @@ def tiny_ckpt(tmp_path_factory, shared_data) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_thinking_ckpt(tmp_path_factory, shared_data) -> Path:
+    """A reasoning model's shape: <think> and </think> are tokens, the chat template opens the trace."""
+    pytest.importorskip("transformers")
+    from stepdpo_bench.tiny import build_tiny_checkpoint
+
+    return build_tiny_checkpoint(
+        tmp_path_factory.mktemp("ckpt") / "tiny-thinking", _corpus(shared_data), thinking=True, seed=3
+    )
+
+
+@pytest.fixture(scope="session")
 def tiny_ckpt_nochat(tmp_path_factory, shared_data) -> Path:
     pytest.importorskip("transformers")
     from stepdpo_bench.tiny import build_tiny_checkpoint

@@ -63,6 +63,12 @@ def eval_cmd(
     top_k: int = typer.Option(0, "--top-k", help="Sample from the k likeliest tokens (0: off)."),
     min_p: float = typer.Option(0.0, "--min-p", help="Drop tokens below min_p x the top token's probability (0: off)."),
     repetition_penalty: float = typer.Option(1.0, "--repetition-penalty", help="1: off."),
+    thinking: str = typer.Option(
+        "auto",
+        "--thinking",
+        help="Thinking-trace delimiters: auto (from the tokenizer: <think>...</think>), none, or OPEN,CLOSE.  The "
+        "trace is stored apart, only the answer after it is graded, a trace cut by the budget has no answer.",
+    ),
     generation_config: str = typer.Option(
         "none",
         "--generation-config",
@@ -109,6 +115,12 @@ def eval_cmd(
     _check_sampling(limit, n, max_tokens, temperature, top_p, chunk_size)
     if top_k < 0 or not 0 <= min_p <= 1 or repetition_penalty <= 0:
         fail("--top-k must be 0 (off) or more, --min-p in [0, 1], --repetition-penalty positive (1: off)")
+    from ..thinking import parse_option
+
+    try:
+        parse_option(thinking)
+    except ValueError as exc:
+        fail(str(exc))
     if generation_config not in ("none", "model"):
         fail(f"--generation-config {generation_config!r}: use none or model")
     try:
@@ -168,6 +180,7 @@ def eval_cmd(
                     convention=convention or "math",
                     lenient_grading=lenient_grading,
                     metrics=metrics,
+                    thinking=thinking,
                 ),
                 backend,
                 who,

@@ -37,6 +37,10 @@ class Completion:
     n_tokens: int
     finish_reason: str  # "stop" (EOS or a stop string) | "length" (hit max_tokens) | "context" (hit the model's
     # context window: the budget was clamped below max_tokens so prompt + completion fit; never a cut prompt)
+    reasoning: str | None = None  # a thinking trace a server returned in its own field (a reasoning parser)
+    reasoning_tokens: int | None = None
+    token_ids: tuple[int, ...] | None = None  # the generated ids where the backend has them (a trace's exact
+    # length in tokens); never stored
 
 
 @dataclass

@@ -168,7 +168,8 @@ class HFSampler:
                 lo, hi = (lo, mid) if truncate_at_stop(self._raw(toks[:mid]), stops)[1] else (mid + 1, hi)
             n_tok, hit_stop = lo, True
         text = truncate_at_stop(self.tokenizer.decode(toks[:n_tok], skip_special_tokens=True), stops)[0]
-        return Completion(text, n_tok, "stop" if hit_eos or hit_stop or n_tok < budget else limit)
+        finish = "stop" if hit_eos or hit_stop or n_tok < budget else limit
+        return Completion(text, n_tok, finish, token_ids=tuple(int(t) for t in toks[:n_tok]))
 
     def _raw(self, toks: list[int]) -> str:
         return self.tokenizer.decode(toks, skip_special_tokens=False)

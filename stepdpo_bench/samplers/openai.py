@@ -120,7 +120,16 @@ class OpenAISampler:
         usage = res.get("usage") or {}
         n_tokens = int(usage.get("completion_tokens") or 0)
         finish = "length" if choice.get("finish_reason") == "length" else "stop"
-        return Completion(text, n_tokens, finish)
+        # a reasoning parser's trace: "reasoning" (vLLM 0.32), "reasoning_content" (older vLLM, SGLang)
+        where = choice.get("message") or choice
+        trace = where.get("reasoning") if where.get("reasoning") is not None else where.get("reasoning_content")
+        details = usage.get("completion_tokens_details") or {}
+        trace_tokens = details.get("reasoning_tokens") if isinstance(details, dict) else None
+        if trace_tokens is not None and int(trace_tokens) == 0 and (trace or "").strip():
+            # vLLM 0.32 counts only tokens after a <think> the model wrote itself: 0 when the template opened the
+            # trace.  A 0 beside a non-empty trace is not a count (evaluate counts a cut trace as every token)
+            trace_tokens = None
+        return Completion(text, n_tokens, finish, trace, None if trace_tokens is None else int(trace_tokens))
 
     def generate(
         self,

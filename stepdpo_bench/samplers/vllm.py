@@ -119,7 +119,12 @@ class VLLMSampler:
         for i, r in zip(live, results, strict=True):
             limit = "length" if budgets[i] >= params.max_tokens else "context"
             out[i] = [
-                Completion(o.text, len(o.token_ids), limit if o.finish_reason == "length" else "stop")
+                Completion(
+                    o.text,
+                    len(o.token_ids),
+                    limit if o.finish_reason == "length" else "stop",
+                    token_ids=tuple(o.token_ids),
+                )
                 for o in r.outputs
             ]
         return out
@@ -152,7 +157,12 @@ class VLLMSampler:
         for (i, k), r in zip(jobs, results, strict=True):
             o = r.outputs[0]
             limit = "length" if budgets[i] >= params.max_tokens else "context"
-            out[i][k] = Completion(o.text, len(o.token_ids), limit if o.finish_reason == "length" else "stop")
+            out[i][k] = Completion(
+                o.text,
+                len(o.token_ids),
+                limit if o.finish_reason == "length" else "stop",
+                token_ids=tuple(o.token_ids),
+            )
         return out
 
     def _params(self, params: SamplingParams, budget: int) -> Any:

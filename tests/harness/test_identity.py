@@ -43,6 +43,7 @@ TABLE: dict[str, tuple[str, str, list[str]]] = {
     "repetition_penalty": ("id", "jsonl", ["--repetition-penalty", "1.2"]),
     # the checkpoint's values become the run's sampling values (in the id); the tiny checkpoint sets none
     "generation_config": ("same", "jsonl", ["--generation-config", "model"]),
+    "thinking": ("id", "jsonl", ["--thinking", "none"]),
     "seed": ("id", "jsonl", ["--seed", "1"]),
     "stop": ("id", "jsonl", ["--stop", "###"]),
     "question_field": ("id", "jsonl", ["--question-field", "q2"]),

@@ -331,3 +331,65 @@ def test_judge_locator_against_real_vllm_serve(vllm_server, arith_policy, tmp_pa
     assert outcomes <= {"unparseable", "located", "none", "invalid"}
     assert sum(funnel["locate"].get(f"judge: {o}", 0) for o in outcomes) == len(rows)
     assert all("evidence" in r and r["locator"] == "judge" for r in rows)  # the reply itself is kept
+
+
+def test_thinking_traces_split_alike_on_hf_vllm_and_a_reasoning_parser_server(
+    tiny_thinking_ckpt, shared_data, tmp_path
+):
+    """A reasoning model's shape (the template opens <think>, the random text closes it now and then, or runs out
+    of budget inside it), greedy: hf and the offline engine split the text on the delimiters, a real `vllm serve
+    --reasoning-parser deepseek_r1` returns the trace in its own field; all three store the same trace and the
+    same answer per problem, a trace the budget cut has no answer (finish reason ``thinking``) on each."""
+    common = ["--tasks", "gsm8k", "--data-dir", str(shared_data), "--limit", "8", "--max-tokens", "48"]
+    common += ["--prompt", "deepseek-r1"]
+    local = ["--model", str(tiny_thinking_ckpt), "--dtype", "float32"]
+    res = _cli("eval", *local, "--backend", "hf", *common, "--out", tmp_path / "hf")
+    assert res.exit_code == 0, res.output
+    cmd = [sys.executable, "-m", "stepdpo_bench.cli", "eval", *local, "--backend", "vllm", "--enforce-eager"]
+    res = subprocess.run(
+        [*cmd, *common, "--out", str(tmp_path / "vllm")],
+        env={**os.environ, **VLLM_ENV},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    port = free_port()
+    log = tmp_path / "server.log"
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(tiny_thinking_ckpt)]
+    cmd += ["--served-model-name", "tiny-thinking", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--dtype", "float32", "--enforce-eager", "--reasoning-parser", "deepseek_r1"]
+    with log.open("w") as fh:
+        proc = subprocess.Popen(cmd, env={**os.environ, **VLLM_ENV}, stdout=fh, stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{port}/v1"
+        wait_for_http(f"{base}/models", proc, log, 600)
+        served = ["--model", "tiny-thinking", "--backend", "openai", "--base-url", base]
+        res = _cli("eval", *served, *common, "--out", tmp_path / "served")
+        assert res.exit_code == 0, res.output
+    finally:
+        stop(proc)
+
+    tokens: dict[str, dict[str, int | None]] = {}
+
+    def split_of(out):
+        (run,) = runs_by_task(out).values()
+        rows = run.read_samples()
+        assert all(r["reasoning"] is not None for r in rows), out.name
+        assert all(r["completion"] == "" and r["pred"] is None for r in rows if r["finish_reason"] == "thinking")
+        assert "thinking" in run.manifest().metrics, out.name
+        tokens[out.name] = {r["problem_id"]: r["reasoning_tokens"] for r in rows}
+        return {r["problem_id"]: (r["reasoning"].strip(), r["completion"].strip(), r["finish_reason"]) for r in rows}
+
+    hf, engine, server = split_of(tmp_path / "hf"), split_of(tmp_path / "vllm"), split_of(tmp_path / "served")
+    finishes = [f for _, _, f in hf.values()]
+    assert "thinking" in finishes and set(finishes) - {"thinking"}, finishes  # both kinds occur
+    assert set(server) == set(hf) == set(engine)
+    for name, other in (("vllm", engine), ("served", server)):
+        same = sum(other[k] == hf[k] for k in hf)
+        assert same >= len(hf) // 2, f"{name}: only {same}/{len(hf)} splits equal hf's"
+    # trace lengths: the engine counts from its ids as hf does; the server's reasoning_tokens (0 when the template
+    # opened the trace, in vLLM 0.32) is no count, so only a cut trace (all of its tokens) is counted there
+    assert tokens["vllm"] == tokens["hf"]
+    for k, n in tokens["served"].items():
+        assert n == (tokens["hf"][k] if server[k][2] == "thinking" else None), (k, n)
