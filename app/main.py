@@ -317,6 +317,12 @@ def page_samples(data: Data) -> None:
                     if div is not None and i == div:
                         st.markdown(":orange[**first divergent step**]")
                     _show_text(step, raw)
+            if r.get("reasoning") is not None:  # a reasoning model's trace: after the answer, collapsed (it can
+                # run to tens of thousands of characters); a trace the budget cut is why there is no answer
+                n = r.get("reasoning_tokens")
+                cut = " · cut by the budget: no answer" if r["finish_reason"] == "thinking" else ""
+                with st.expander(f"Thinking trace ({n if n is not None else '?'} tokens{cut})", expanded=False):
+                    st.text(r["reasoning"])
 
 
 def page_audit(data: Data) -> None:

@@ -26,7 +26,7 @@ from .contracts import TRAIN_TAG
 from .grading import GRADER_VERSION, grade_batch, is_equivalent
 from .manifest import GraderInfo, Manifest, ModelInfo, PromptInfo, SamplingInfo, TaskInfo, Timings
 from .metrics import TRUNCATED, compute_metrics
-from .prompts import PromptTemplate, default_prompt, get_template, question_from_prompt, render
+from .prompts import PromptError, PromptTemplate, default_prompt, get_template, question_from_prompt, render
 from .runs import SAMPLES_JSONL, RunDir, make_run_id, now_iso
 from .samplers import ModelIdentity, Sampler, SamplingParams
 from .steps import split_steps
@@ -64,6 +64,7 @@ class EvalRequest:
     lenient_grading: bool = False  # the pre-2.0 rule: any correctly rounded decimal matches an exact gold
     metrics: str | None = None  # --metrics avg@32,pass@8,maj@16: reported beside the defaults (not in the run id)
     thinking: str = "auto"  # trace delimiters: auto (from the tokenizer), none, or OPEN,CLOSE (thinking.py)
+    chat_template_kwargs: dict[str, Any] | None = None  # variables for the chat template (enable_thinking)
 
     @property
     def filters(self) -> dict[str, Any]:
@@ -134,6 +135,7 @@ def build_identity(
         # auto is decided by the model (already in the id): only a delimiter choice of the user's is, so runs
         # made before thinking traces keep their ids
         **({"thinking": req.thinking} if req.thinking != "auto" else {}),
+        **({"chat_template_kwargs": req.chat_template_kwargs} if req.chat_template_kwargs else {}),
     }
 
 
@@ -155,6 +157,11 @@ def plan(req: EvalRequest, backend: str, model: ModelIdentity) -> EvalPlan:
     template = get_template(
         req.prompt or (None if req.prompt_file else default_prompt(task.convention)), req.prompt_file
     )
+    if req.chat_template_kwargs and not template.chat:
+        raise PromptError(
+            f"--chat-template-kwargs reach a chat template, and prompt {template.name!r} is plain text; "
+            "use a chat prompt (--prompt chat, qwen25-math-cot or deepseek-r1)"
+        )
     params = replace(req.sampling, stop=tuple(dict.fromkeys([*template.stop, *req.sampling.stop])))
     identity = build_identity(task, template, backend, model, params, req)
     return EvalPlan(req, task, template, params, backend, identity, RunDir(Path(req.out_dir) / make_run_id(identity)))
@@ -206,7 +213,10 @@ def execute(p: EvalPlan, sampler: Sampler, console: Console | None = None) -> Ev
     task, template, params, req = p.task, p.template, p.params, p.req
     as_messages = template.chat and sampler.backend == "openai"
     tokenizer = None if as_messages or not template.chat else _tokenizer_of(sampler)
-    prompts = {q.id: render(template, q, tokenizer, as_messages) for q in task.problems}
+    kwargs = req.chat_template_kwargs or None
+    if kwargs and as_messages:
+        sampler.chat_template_kwargs = kwargs  # type: ignore[attr-defined]  # sent with every chat request
+    prompts = {q.id: render(template, q, tokenizer, as_messages, kwargs) for q in task.problems}
     first = next(iter(prompts.values()), None)
     think = thinking.detect(
         thinking.parse_option(req.thinking),
@@ -234,6 +244,8 @@ def execute(p: EvalPlan, sampler: Sampler, console: Console | None = None) -> Ev
         )
     manifest = _manifest(p, old)
     manifest.extra["thinking"] = think.to_dict() if think else None
+    if kwargs:
+        manifest.extra["chat_template_kwargs"] = kwargs
     if reused:
         manifest.extra["reused_samples"] = reused
     elif old is not None and old.extra.get("reused_samples"):

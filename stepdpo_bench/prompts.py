@@ -192,8 +192,17 @@ def get_template(name: str | None = None, prompt_file: Path | None = None) -> Pr
     return BUILTIN[name]
 
 
-def render(template: PromptTemplate, problem: Problem, tokenizer: Any = None, as_messages: bool = False) -> Prompt:
-    """The exact prompt for ``problem``.  Chat templates need the model's tokenizer, or go out as messages."""
+def render(
+    template: PromptTemplate,
+    problem: Problem,
+    tokenizer: Any = None,
+    as_messages: bool = False,
+    template_kwargs: dict[str, Any] | None = None,
+) -> Prompt:
+    """The exact prompt for ``problem``.  Chat templates need the model's tokenizer, or go out as messages.
+
+    ``template_kwargs`` reach the chat template as variables (Qwen3's ``enable_thinking``); a server gets them
+    in its request instead (the openai backend's ``chat_template_kwargs``)."""
     text = template.template.format(question=problem.question)
     if not template.chat:
         return text
@@ -206,7 +215,9 @@ def render(template: PromptTemplate, problem: Problem, tokenizer: Any = None, as
             f"use a text prompt: --prompt {'qwen2-boxed-step' if template.name.endswith('-step') else 'qwen2-boxed'} "
             "(or deepseek-math, alpaca, minerva-4shot)"
         )
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return tokenizer.apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=True, **(template_kwargs or {})
+    )
 
 
 def response_head(template: PromptTemplate, rendered: str, response_start: str) -> str:

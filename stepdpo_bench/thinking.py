@@ -4,10 +4,12 @@ budget cut has no answer at all (finish reason ``thinking``), never one read fro
 
 ``--thinking auto`` (the default) detects the delimiters from the model's tokenizer: the pair ``<think>`` /
 ``</think>`` when the tokenizer knows them as tokens or its chat template writes them, and whether the rendered
-generation prompt already opened the trace (DeepSeek-R1's distills, QwQ and Qwen3 with thinking on end their
-generation prompt with ``<think>\\n``).  ``--thinking none`` treats the text as plain; ``--thinking OPEN,CLOSE``
-names other delimiters.  A server with a reasoning parser returns the trace in its own field (``reasoning`` in
-vLLM 0.32, ``reasoning_content`` in older vLLM and SGLang); the openai backend reads either.
+generation prompt already opened the trace (DeepSeek-R1's distills and QwQ end their generation prompt with
+``<think>\\n``; Qwen3 writes its own ``<think>``, and with ``--chat-template-kwargs '{"enable_thinking": false}'``
+its template writes an empty closed trace: no trace to split then).  ``--thinking none`` treats the text as
+plain; ``--thinking OPEN,CLOSE`` names other delimiters.  A server with a reasoning parser returns the trace in
+its own field (``reasoning`` in vLLM 0.32, ``reasoning_content`` in older vLLM and SGLang); the openai backend
+reads either.
 """
 
 from __future__ import annotations
@@ -59,8 +61,10 @@ def detect(option: str | tuple[str, str], tokenizer: Any, rendered_prompt: str |
         open_, close = DEFAULT
         if tokenizer is None or not _knows(tokenizer, open_, close):
             return None
-    opened = bool(rendered_prompt) and rendered_prompt.rstrip().endswith(open_)  # type: ignore[union-attr]
-    return ThinkSpec(open_, close, opened)
+    tail = (rendered_prompt or "").rstrip()
+    if isinstance(option, str) and tail.endswith(close):
+        return None  # the template wrote an empty, closed trace: thinking is off (Qwen3's enable_thinking false)
+    return ThinkSpec(open_, close, tail.endswith(open_))
 
 
 def _knows(tokenizer: Any, open_: str, close: str) -> bool:

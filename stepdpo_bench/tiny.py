@@ -16,9 +16,14 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 THINK_TOKENS = ["<think>", "</think>"]
-# a reasoning model's template, DeepSeek-R1-distill style: the generation prompt opens the trace
 CLOSE_LIKE = "e"  # the tiny thinking model writes </think> where its random text would write this
-THINKING_TEMPLATE = CHAT_TEMPLATE.replace("assistant\n{% endif %}", "assistant\n<think>\n{% endif %}")
+# a reasoning model's template: the generation prompt opens the trace (DeepSeek-R1 distills, QwQ), or with
+# enable_thinking false writes an empty closed one (Qwen3's switch)
+THINKING_TEMPLATE = CHAT_TEMPLATE.replace(
+    "assistant\n{% endif %}",
+    "assistant\n{% if enable_thinking is defined and not enable_thinking %}<think>\n\n</think>\n\n"
+    "{% else %}<think>\n{% endif %}{% endif %}",
+)
 
 
 def build_tiny_checkpoint(

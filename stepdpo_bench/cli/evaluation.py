@@ -51,7 +51,13 @@ def eval_cmd(
     prompt_file: Path = typer.Option(
         None, "--prompt-file", help="Your own template: text with one {question} placeholder, everything else literal."
     ),
-    max_tokens: int = typer.Option(2048, "--max-tokens", help="Generation budget per sample."),
+    max_tokens: int | None = typer.Option(
+        None,
+        "--max-tokens",
+        help="Generation budget per sample (default 2048; 32768 when the tasks include a reasoning-suite set other "
+        "than math500: one budget for every task of the command, clamped to the model's context).",
+        show_default=False,
+    ),
     n: int = typer.Option(1, "--n", help="Samples per problem (avg@k, pass@k, maj@k)."),
     metrics: str = typer.Option(
         None,
@@ -68,6 +74,12 @@ def eval_cmd(
         "--thinking",
         help="Thinking-trace delimiters: auto (from the tokenizer: <think>...</think>), none, or OPEN,CLOSE.  The "
         "trace is stored apart, only the answer after it is graded, a trace cut by the budget has no answer.",
+    ),
+    chat_template_kwargs: str = typer.Option(
+        "",
+        "--chat-template-kwargs",
+        help="JSON object of chat-template variables, e.g. '{\"enable_thinking\": false}' (Qwen3): applied on hf "
+        "and vllm, sent as chat_template_kwargs to an openai server.  Needs a chat prompt.",
     ),
     generation_config: str = typer.Option(
         "none",
@@ -112,7 +124,7 @@ def eval_cmd(
     from ..tasks import TaskError
 
     check_method(method)
-    _check_sampling(limit, n, max_tokens, temperature, top_p, chunk_size)
+    _check_sampling(limit, n, 1 if max_tokens is None else max_tokens, temperature, top_p, chunk_size)
     if top_k < 0 or not 0 <= min_p <= 1 or repetition_penalty <= 0:
         fail("--top-k must be 0 (off) or more, --min-p in [0, 1], --repetition-penalty positive (1: off)")
     from ..thinking import parse_option
@@ -121,6 +133,7 @@ def eval_cmd(
         parse_option(thinking)
     except ValueError as exc:
         fail(str(exc))
+    template_kwargs = _template_kwargs(chat_template_kwargs)
     if generation_config not in ("none", "model"):
         fail(f"--generation-config {generation_config!r}: use none or model")
     try:
@@ -134,6 +147,12 @@ def eval_cmd(
     from ..tasks import expand_tasks
 
     task_list = expand_tasks(split(tasks) or fail("--tasks is empty"))
+    if max_tokens is None:
+        from ..tasks import BUDGET, default_budget
+
+        max_tokens = default_budget(task_list)
+        if max_tokens != BUDGET:
+            note(f"--max-tokens {max_tokens} (the reasoning suite's default; the model's context clamps it)")
     jsonl_only = {"--convention": convention, "--question-field": question_field, "--answer-field": answer_field}
     given = [name for name, value in jsonl_only.items() if value is not None]
     if given and not any(t.startswith("jsonl:") for t in task_list):
@@ -181,6 +200,7 @@ def eval_cmd(
                     lenient_grading=lenient_grading,
                     metrics=metrics,
                     thinking=thinking,
+                    chat_template_kwargs=template_kwargs,
                 ),
                 backend,
                 who,
@@ -227,6 +247,24 @@ def eval_cmd(
             _partial(done)
             fail("interrupted; finished samples are kept, run the same command to resume", 130)
     console.print(results_table(done))
+
+
+def _template_kwargs(text: str) -> dict[str, Any] | None:
+    """``--chat-template-kwargs``: a JSON object, refused in one line otherwise."""
+    import json
+
+    if not text.strip():
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        fail(
+            f"--chat-template-kwargs is not JSON ({exc.msg} at column {exc.colno}): "
+            "write e.g. '{\"enable_thinking\": false}'"
+        )
+    if not isinstance(value, dict):
+        fail(f"--chat-template-kwargs must be a JSON object of template variables, not {type(value).__name__}")
+    return value or None
 
 
 def _reused(p: Any) -> Any:

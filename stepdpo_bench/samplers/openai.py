@@ -56,6 +56,7 @@ class OpenAISampler:
             check_base_url(url)
         self._httpx = httpx
         self.model_name = model
+        self.chat_template_kwargs: dict[str, Any] = {}  # sent with chat requests (vLLM, SGLang: enable_thinking)
         self.base_urls = [u.rstrip("/") for u in base_urls]
         key = api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
         self.client = httpx.Client(
@@ -114,7 +115,8 @@ class OpenAISampler:
             choice = res["choices"][0]
             text = choice.get("text") or ""
         else:
-            res = self._post("/chat/completions", {**body, "messages": prompt})
+            extra = {"chat_template_kwargs": self.chat_template_kwargs} if self.chat_template_kwargs else {}
+            res = self._post("/chat/completions", {**body, "messages": prompt, **extra})
             choice = res["choices"][0]
             text = (choice.get("message") or {}).get("content") or ""
         usage = res.get("usage") or {}

@@ -161,6 +161,17 @@ CONVENTIONS = {
 }
 
 
+BUDGET = 2048  # the Step-DPO and Qwen2.5-Math evaluations' budget
+REASONING_BUDGET = 32768  # DeepSeek-R1's report and open-r1's lighteval runs of AIME, AMC, ... for reasoning models
+
+
+def default_budget(tasks: Iterable[str]) -> int:
+    """The default --max-tokens of one command: 32768 when it includes a set only the reasoning suite has (the
+    suite's table needs one budget for all its columns, so its math500 gets it too), else 2048."""
+    suite_only = set(REASONING_SETS) - {"math500"}
+    return REASONING_BUDGET if any(t in suite_only for t in tasks) else BUDGET
+
+
 def expand_tasks(names: Iterable[str]) -> list[str]:
     """``reasoning`` -> its seven sets; other names as given; each once, in order."""
     out: list[str] = []

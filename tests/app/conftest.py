@@ -111,3 +111,29 @@ def app_results(tmp_path_factory, tiny_ckpt, shared_data) -> Path:
     res = runner.invoke(app, ["ingest", str(out)])
     assert res.exit_code == 0, res.output
     return out
+
+
+@pytest.fixture(scope="session")
+def thinking_results(tmp_path_factory, tiny_thinking_ckpt) -> Path:
+    """Two runs of a reasoning model's shape (the template opens <think>) on arith, by the real harness; one
+    sample of the first is given a 35,000-character trace cut by the budget, as long traces are."""
+    out = tmp_path_factory.mktemp("thinking") / "results"
+    runner = CliRunner()
+    for method in ("dpo", "step-dpo"):
+        args = ["eval", "--model", str(tiny_thinking_ckpt), "--backend", "hf", "--tasks", "arith", "--limit", "4"]
+        args += ["--max-tokens", "32", "--prompt", "deepseek-r1", "--method", method, "--label", f"think-{method}"]
+        args += ["--base-model", "tiny-base", "--temperature", "0" if method == "dpo" else "0.7", "--out", str(out)]
+        res = runner.invoke(app, args)
+        assert res.exit_code == 0, res.output
+    run = next(RunDir(d) for d in out.iterdir() if d.is_dir() and RunDir(d).manifest().model.method == "dpo")
+    rows = run.read_samples()
+    for r in rows:
+        if r["problem_id"] == "arith/test/0":
+            r["reasoning"] = "LONG-TRACE-START " + "Let me check that again. " * 1400
+            r["reasoning_tokens"], r["n_tokens"], r["finish_reason"] = 31000, 31000, "thinking"
+            r["completion"], r["steps"] = "", []
+            r["pred"], r["correct"] = None, False
+    run.compact(rows)
+    res = runner.invoke(app, ["ingest", str(out)])
+    assert res.exit_code == 0, res.output
+    return out

@@ -267,3 +267,48 @@ def test_new_runs_appear_while_the_app_is_open(app_results, tmp_path):
             browser.close()
     finally:
         stop(proc)
+
+
+def test_a_long_thinking_trace_opens_collapsed_after_the_answer(thinking_results, tmp_path):
+    """A sample with a 35,000-character trace cut by the budget: the Samples page (deep link) shows the verdict
+    and the trace's header, the trace itself collapsed until asked for; prints how long the page took."""
+    import time
+
+    from playwright.sync_api import expect, sync_playwright
+
+    from stepdpo_bench.runs import RunDir
+
+    if CHROMIUM is None:
+        _need("Debian chromium")
+    runs = {RunDir(d).manifest().model.method: d.name for d in thinking_results.iterdir() if d.is_dir()}
+    port = free_port()
+    log = tmp_path / "app.log"
+    cmd = [sys.executable, "-m", "stepdpo_bench.cli", "app", "--results", str(thinking_results), "--port", str(port)]
+    with log.open("w") as fh:
+        proc = subprocess.Popen([*cmd, "--no-ingest"], stdout=fh, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{url}/_stcore/health", proc, log, 120)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url)  # the app warmed up once, so the figure below is the page's, not Streamlit's start
+            expect(page.get_by_role("heading", name="Leaderboard")).to_be_visible(timeout=60_000)
+            t0 = time.perf_counter()
+            page.goto(f"{url}/?page=Samples&a={runs['dpo']}&b={runs['step-dpo']}&problem=arith/test/0")
+            head = page.get_by_text("Thinking trace (31000 tokens · cut by the budget: no answer)")
+            expect(head.first).to_be_visible(timeout=60_000)
+            print(f"Samples page with a 35,000-character trace: {time.perf_counter() - t0:.2f} s to its trace header")
+            _settle(page)
+            cols = page.locator('[data-testid="stColumn"]').filter(has_text="extracted")
+            expect(cols.nth(0)).to_contain_text("wrong")
+            expect(cols.nth(0)).to_contain_text("finish: thinking")
+            trace = page.get_by_text("LONG-TRACE-START", exact=False)
+            expect(trace).to_have_count(0) if trace.count() == 0 else expect(trace.first).to_be_hidden()
+            head.first.click()
+            expect(trace.first).to_be_visible(timeout=30_000)
+            expect(page.get_by_text("Thinking trace (").nth(1)).to_be_visible()  # B's trace, its own header
+            page.screenshot(path=str(tmp_path / "thinking.png"), full_page=True)
+            browser.close()
+    finally:
+        stop(proc)

@@ -44,6 +44,7 @@ TABLE: dict[str, tuple[str, str, list[str]]] = {
     # the checkpoint's values become the run's sampling values (in the id); the tiny checkpoint sets none
     "generation_config": ("same", "jsonl", ["--generation-config", "model"]),
     "thinking": ("id", "jsonl", ["--thinking", "none"]),
+    "chat_template_kwargs": ("id", "chat", ["--chat-template-kwargs", '{{"enable_thinking": false}}']),
     "seed": ("id", "jsonl", ["--seed", "1"]),
     "stop": ("id", "jsonl", ["--stop", "###"]),
     "question_field": ("id", "jsonl", ["--question-field", "q2"]),
@@ -119,6 +120,8 @@ def _base(kind: str, p: dict[str, str]) -> list[str]:
         return ["--model", p["ckpt"], "--backend", "hf", "--tasks", f"jsonl:{p['jsonl']}", *common]
     if kind == "math":
         return ["--model", p["ckpt"], "--backend", "hf", "--tasks", "math500", "--data-dir", p["data"], *common]
+    if kind == "chat":  # the model's chat template (what --chat-template-kwargs reach)
+        return ["--model", p["ckpt"], "--backend", "hf", "--tasks", f"jsonl:{p['jsonl']}", "--prompt", "chat", *common]
     if kind == "vllm":
         return ["--model", p["ckpt"], "--backend", "vllm", "--tasks", f"jsonl:{p['jsonl']}", *common]
     url = "http://127.0.0.1:9/v1"
@@ -170,3 +173,21 @@ def test_reusing_a_run_applies_its_new_labels(tiny_ckpt, tmp_path):
     assert (m.model.tags, m.model.method, m.model.label) == (["main"], "sft", "mine")
     plan = runner.invoke(app, [*args, "--dry-run"])
     assert "finished: reused" in plan.stdout and Path(run.path).name in plan.stdout
+
+
+def test_the_default_budget_follows_the_tasks(paths):
+    """--max-tokens left out: 2048, or 32768 when the command includes a set only the reasoning suite has (one
+    budget for the whole command, so the suite's math500 column matches its other columns)."""
+    from stepdpo_bench.tasks import default_budget
+
+    assert default_budget(["gsm8k", "math500"]) == 2048 and default_budget(["math500", "aime24"]) == 32768
+    model = ["--model", paths["ckpt"], "--backend", "hf", "--data-dir", paths["data"], "--results", paths["results"]]
+
+    def ids(tasks: str, *extra: str) -> list[str]:
+        res = runner.invoke(app, ["eval", *model, "--tasks", tasks, *extra, "--dry-run"])
+        assert res.exit_code == 0, res.output
+        return [x.split("__")[-1] for x in RUN_ID.findall(res.stdout)]
+
+    assert ids("math500") == ids("math500", "--max-tokens", "2048")
+    assert ids("aime24,math500") == ids("aime24,math500", "--max-tokens", "32768")
+    assert ids("aime24,math500")[1] != ids("math500")[0]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 from typer.testing import CliRunner
@@ -131,9 +132,10 @@ class _Reasoner(BaseHTTPRequestHandler):
     ``reasoning_content`` with a token count, or vLLM 0.32's ``reasoning`` with its 0 count."""
 
     shape = "sglang"
+    bodies: ClassVar[list[dict]] = []
 
     def do_POST(self):
-        self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
         if type(self).shape == "sglang":
             msg = {"role": "assistant", "content": "So \\boxed{4}.", "reasoning_content": "2+2 is 4"}
             usage = {"completion_tokens": 12, "completion_tokens_details": {"reasoning_tokens": 7}}
@@ -163,6 +165,10 @@ def test_a_servers_reasoning_field_is_read(shape):
     try:
         s = OpenAISampler("m", [f"http://127.0.0.1:{srv.server_address[1]}/v1"], max_retries=0)
         ((c,),) = s.generate([[{"role": "user", "content": "2+2?"}]], SamplingParams(max_tokens=12))
+        assert "chat_template_kwargs" not in _Reasoner.bodies[-1]  # none asked for: none sent
+        s.chat_template_kwargs = {"enable_thinking": False}
+        s.generate([[{"role": "user", "content": "2+2?"}]], SamplingParams(max_tokens=12))
+        assert _Reasoner.bodies[-1]["chat_template_kwargs"] == {"enable_thinking": False}
     finally:
         srv.shutdown()
     if shape == "sglang":
@@ -173,3 +179,30 @@ def test_a_servers_reasoning_field_is_read(shape):
             "r", [Problem("p/0", "2+2?", "4")], [[c]], {"p/0": "q"}, get_template("chat"), "math", {}, think=None
         )
         assert (rec["finish_reason"], rec["reasoning_tokens"], rec["correct"]) == ("thinking", 12, False)
+
+
+def test_chat_template_kwargs_reach_the_template(tiny_thinking_ckpt, shared_data, tmp_path):
+    """Qwen3's switch on a template that honours it: with enable_thinking false the generation prompt holds an
+    empty closed trace, nothing is split (the whole completion is the answer), the variables are in the run's
+    identity and manifest; bad JSON, a non-object and a plain-text prompt are refused in one line."""
+    base = ["eval", "--model", str(tiny_thinking_ckpt), "--backend", "hf", "--tasks", "gsm8k", "--limit", "3"]
+    base += ["--data-dir", str(shared_data), "--max-tokens", "16"]
+    chat = [*base, "--prompt", "deepseek-r1"]
+    off = ["--chat-template-kwargs", '{"enable_thinking": false}']
+    res = runner.invoke(app, [*chat, *off, "--out", str(tmp_path / "off")])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, [*chat, "--out", str(tmp_path / "on")])
+    assert res.exit_code == 0, res.output
+    (run,), (on,) = runs_by_task(tmp_path / "off").values(), runs_by_task(tmp_path / "on").values()
+    m = run.manifest()
+    assert m.extra["chat_template_kwargs"] == {"enable_thinking": False} and m.extra["thinking"] is None
+    assert run.run_id != on.run_id and on.manifest().extra["thinking"]["opened"] is True
+    rows = run.read_samples()
+    assert all(r["prompt"].endswith("<think>\n\n</think>\n\n") and r["reasoning"] is None for r in rows)
+    assert all(r["prompt"].endswith("assistant\n<think>\n") for r in on.read_samples())
+    for bad, why in (("{enable", "is not JSON"), ("[1]", "must be a JSON object")):
+        res = runner.invoke(app, [*chat, "--chat-template-kwargs", bad, "--out", str(tmp_path / "bad")])
+        assert res.exit_code == 2 and why in res.output, res.output
+    res = runner.invoke(app, [*base, "--prompt", "qwen2-boxed", *off, "--out", str(tmp_path / "bad")])
+    assert res.exit_code == 2 and "plain text" in res.output, res.output
+    assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())

@@ -339,21 +339,25 @@ def test_thinking_traces_split_alike_on_hf_vllm_and_a_reasoning_parser_server(
     """A reasoning model's shape (the template opens <think>, the random text closes it now and then, or runs out
     of budget inside it), greedy: hf and the offline engine split the text on the delimiters, a real `vllm serve
     --reasoning-parser deepseek_r1` returns the trace in its own field; all three store the same trace and the
-    same answer per problem, a trace the budget cut has no answer (finish reason ``thinking``) on each."""
+    same answer per problem, a trace the budget cut has no answer (finish reason ``thinking``) on each.  With
+    --chat-template-kwargs '{"enable_thinking": false}' the template writes an empty closed trace on all three
+    (the server gets the variables in its request): the same text again, a different one than with thinking."""
     common = ["--tasks", "gsm8k", "--data-dir", str(shared_data), "--limit", "8", "--max-tokens", "48"]
     common += ["--prompt", "deepseek-r1"]
     local = ["--model", str(tiny_thinking_ckpt), "--dtype", "float32"]
-    res = _cli("eval", *local, "--backend", "hf", *common, "--out", tmp_path / "hf")
-    assert res.exit_code == 0, res.output
-    cmd = [sys.executable, "-m", "stepdpo_bench.cli", "eval", *local, "--backend", "vllm", "--enforce-eager"]
-    res = subprocess.run(
-        [*cmd, *common, "--out", str(tmp_path / "vllm")],
-        env={**os.environ, **VLLM_ENV},
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert res.returncode == 0, res.stderr[-3000:]
+    legs = {"on": [], "off": ["--chat-template-kwargs", '{"enable_thinking": false}']}
+    for name, extra in legs.items():
+        res = _cli("eval", *local, "--backend", "hf", *common, *extra, "--out", tmp_path / name / "hf")
+        assert res.exit_code == 0, res.output
+        cmd = [sys.executable, "-m", "stepdpo_bench.cli", "eval", *local, "--backend", "vllm", "--enforce-eager"]
+        res = subprocess.run(
+            [*cmd, *common, *extra, "--out", str(tmp_path / name / "vllm")],
+            env={**os.environ, **VLLM_ENV},
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        assert res.returncode == 0, res.stderr[-3000:]
     port = free_port()
     log = tmp_path / "server.log"
     cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(tiny_thinking_ckpt)]
@@ -365,31 +369,48 @@ def test_thinking_traces_split_alike_on_hf_vllm_and_a_reasoning_parser_server(
         base = f"http://127.0.0.1:{port}/v1"
         wait_for_http(f"{base}/models", proc, log, 600)
         served = ["--model", "tiny-thinking", "--backend", "openai", "--base-url", base]
-        res = _cli("eval", *served, *common, "--out", tmp_path / "served")
-        assert res.exit_code == 0, res.output
+        for name, extra in legs.items():
+            res = _cli("eval", *served, *common, *extra, "--out", tmp_path / name / "served")
+            assert res.exit_code == 0, res.output
     finally:
         stop(proc)
 
-    tokens: dict[str, dict[str, int | None]] = {}
-
-    def split_of(out):
+    def rows_of(out):
         (run,) = runs_by_task(out).values()
-        rows = run.read_samples()
-        assert all(r["reasoning"] is not None for r in rows), out.name
-        assert all(r["completion"] == "" and r["pred"] is None for r in rows if r["finish_reason"] == "thinking")
-        assert "thinking" in run.manifest().metrics, out.name
-        tokens[out.name] = {r["problem_id"]: r["reasoning_tokens"] for r in rows}
-        return {r["problem_id"]: (r["reasoning"].strip(), r["completion"].strip(), r["finish_reason"]) for r in rows}
+        return {r["problem_id"]: r for r in run.read_samples()}
 
-    hf, engine, server = split_of(tmp_path / "hf"), split_of(tmp_path / "vllm"), split_of(tmp_path / "served")
-    finishes = [f for _, _, f in hf.values()]
+    on = {b: rows_of(tmp_path / "on" / b) for b in ("hf", "vllm", "served")}
+    for b, rows in on.items():
+        assert all(r["reasoning"] is not None for r in rows.values()), b
+        cut = [r for r in rows.values() if r["finish_reason"] == "thinking"]
+        assert all(r["completion"] == "" and r["pred"] is None for r in cut), b
+    split = {
+        b: {k: (r["reasoning"].strip(), r["completion"].strip(), r["finish_reason"]) for k, r in rows.items()}
+        for b, rows in on.items()
+    }
+    finishes = [f for _, _, f in split["hf"].values()]
     assert "thinking" in finishes and set(finishes) - {"thinking"}, finishes  # both kinds occur
-    assert set(server) == set(hf) == set(engine)
-    for name, other in (("vllm", engine), ("served", server)):
-        same = sum(other[k] == hf[k] for k in hf)
-        assert same >= len(hf) // 2, f"{name}: only {same}/{len(hf)} splits equal hf's"
+    assert set(split["served"]) == set(split["hf"]) == set(split["vllm"])
+    for b in ("vllm", "served"):
+        same = sum(split[b][k] == split["hf"][k] for k in split["hf"])
+        print(f"thinking on, {b}: {same}/{len(split['hf'])} splits equal hf's")
+        assert same >= len(split["hf"]) // 2, f"{b}: only {same}/{len(split['hf'])} splits equal hf's"
     # trace lengths: the engine counts from its ids as hf does; the server's reasoning_tokens (0 when the template
     # opened the trace, in vLLM 0.32) is no count, so only a cut trace (all of its tokens) is counted there
+    tokens = {b: {k: r["reasoning_tokens"] for k, r in rows.items()} for b, rows in on.items()}
     assert tokens["vllm"] == tokens["hf"]
     for k, n in tokens["served"].items():
-        assert n == (tokens["hf"][k] if server[k][2] == "thinking" else None), (k, n)
+        assert n == (tokens["hf"][k] if split["served"][k][2] == "thinking" else None), (k, n)
+
+    def text(r):  # everything generated (the server's parser moved part of it into its own field)
+        whole = (r["reasoning"] or "") + r["completion"]
+        return "".join(whole.replace("<think>", "").replace("</think>", "").split())
+
+    off = {b: rows_of(tmp_path / "off" / b) for b in ("hf", "vllm", "served")}
+    assert all(r["reasoning"] is None for b in ("hf", "vllm") for r in off[b].values())
+    for b in ("vllm", "served"):
+        same = sum(text(off[b][k]) == text(off["hf"][k]) for k in off["hf"])
+        print(f"enable_thinking false, {b}: {same}/{len(off['hf'])} texts equal hf's")
+        assert same >= len(off["hf"]) // 2, f"{b} with enable_thinking false: only {same} texts equal hf's"
+    differ = sum(text(off["hf"][k]) != text(on["hf"][k]) for k in off["hf"])
+    assert differ >= len(off["hf"]) // 2, "the template variables changed nothing"
