@@ -105,6 +105,9 @@ def writer_lock(db: Path, timeout: float = 600.0) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+WRITER_MEMORY = "768MB"  # DuckDB's memory limit for ingest (bench/store.py --long: peak RSS stays under 1.5 GB)
+
+
 def connect(db: Path, read_only: bool = False) -> Any:
     """Open the index.  Readers open read-only (the app never writes); a missing file is created by writers."""
     duckdb = _duckdb()
@@ -116,6 +119,9 @@ def connect(db: Path, read_only: bool = False) -> Any:
     except duckdb.Error as exc:
         raise StoreError(f"{db}: cannot open ({str(exc).splitlines()[0][:160]})") from None
     if not read_only:
+        # a writer streams run files into the index: a bounded buffer pool keeps its memory flat however much
+        # text it has written (long thinking traces: ~2 GB of text for 50,000 samples), spilling what it must
+        con.execute(f"SET memory_limit = '{WRITER_MEMORY}'")
         con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
         row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if row and row[0] != str(SCHEMA_VERSION):  # an index from another version: rebuilt from the run files
