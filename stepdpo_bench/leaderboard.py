@@ -146,8 +146,9 @@ _HEADS = (
 
 
 def vs_note(r: dict[str, Any]) -> str:
-    """``-1.2 pts, p 0.41 (Holm), 500 shared``: what a row's tier rests on (empty for a problem set's best run)."""
-    if not r.get("vs"):
+    """``-1.2 pts, p 0.41 (Holm), 500 shared``: what a row's tier rests on (empty for a problem set's best run,
+    whose ``vs`` is None, or NaN once a data frame has held it: the app's table said "no shared problems" there)."""
+    if not isinstance(r.get("vs"), str) or not r["vs"]:
         return ""
     p = r.get("vs_p_holm")
     return (

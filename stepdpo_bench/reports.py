@@ -30,6 +30,7 @@ def results_table(results: Sequence[Any], title: str = "Results") -> Table:
     asked = list(dict.fromkeys(name for r in results for name in r.manifest.metrics.get("requested") or []))
     ks = sorted({int(k) for r in results for k in (r.manifest.metrics.get("pass@k") or {})})
     k = ks[-1] if ks and not asked else None
+    think = any(r.manifest.metrics.get("thinking") for r in results)  # a reasoning model's runs: how it thought
     cols = [
         "task",
         "model",
@@ -42,6 +43,7 @@ def results_table(results: Sequence[Any], title: str = "Results") -> Table:
         "invalid %",
         "truncated %",
         "mean tokens",
+        *(["thinking tokens", "cut in thinking %", "acc untruncated %"] if think else []),
         "answers found by",
         "run",
     ]
@@ -67,6 +69,16 @@ def results_table(results: Sequence[Any], title: str = "Results") -> Table:
             pct(met.get("invalid_rate")),
             pct(met.get("truncation_rate")),
             f"{met.get('mean_tokens') or 0:.0f}",
+        ]
+        if think:
+            th = met.get("thinking") or {}
+            tokens = th.get("mean_reasoning_tokens")
+            row += [
+                "-" if tokens is None else f"{tokens:.0f}",
+                pct(th.get("truncated_in_thinking")),
+                pct(th.get("accuracy_untruncated")),
+            ]
+        row += [
             extraction_summary(met.get("extraction"), top=2),
             r.status,
         ]

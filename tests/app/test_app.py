@@ -43,6 +43,9 @@ def test_leaderboard_page(at):
     assert list(df["model"]) == ["tiny-step-dpo", "tiny-dpo"]
     assert list(df["tier"]) == [1, 1] and list(df["accuracy %"]) == [50.0, 33.3]
     assert "Same tier" in _text(at)
+    # the tier head rests on nothing: its cell is empty (it said "no shared problems"); the other row names its test
+    notes = list(df["vs tier head"])
+    assert notes[0] == "" and "shared" in notes[1] and "no shared" not in notes[1], notes
     at.text_input(key="lb_search").input("step").run()
     assert list(at.dataframe[0].value["model"]) == ["tiny-step-dpo"]
     at.text_input(key="lb_search").input("").run()

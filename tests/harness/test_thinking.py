@@ -12,9 +12,10 @@ import pytest
 from typer.testing import CliRunner
 
 from stepdpo_bench.cli import app
-from stepdpo_bench.evaluate import _grade_chunk
+from stepdpo_bench.evaluate import EvalResult, _grade_chunk
 from stepdpo_bench.grading import grade_batch
 from stepdpo_bench.prompts import get_template
+from stepdpo_bench.reports import results_table
 from stepdpo_bench.samplers import Completion, SamplingParams
 from stepdpo_bench.tasks import Problem
 from stepdpo_bench.thinking import ThinkSpec, detect, parse_option, split
@@ -98,6 +99,9 @@ def test_a_reasoning_model_run_on_hf(tiny_thinking_ckpt, shared_data, tmp_path):
     assert res.exit_code == 0, res.output
     (run,) = runs_by_task(tmp_path / "a").values()
     m = run.manifest()
+    table = results_table([EvalResult(run, m, "new")])  # the terminal table says how it thought
+    heads = [c.header for c in table.columns]
+    assert heads[heads.index("mean tokens") + 1 :][:3] == ["thinking tokens", "cut in thinking %", "acc untruncated %"]
     assert m.extra["thinking"] == {"open": "<think>", "close": "</think>", "opened": True}
     rows = run.read_samples()
     assert all(r["prompt"].endswith("<think>\n") for r in rows)
