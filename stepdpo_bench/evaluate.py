@@ -65,6 +65,7 @@ class EvalRequest:
     metrics: str | None = None  # --metrics avg@32,pass@8,maj@16: reported beside the defaults (not in the run id)
     thinking: str = "auto"  # trace delimiters: auto (from the tokenizer), none, or OPEN,CLOSE (thinking.py)
     chat_template_kwargs: dict[str, Any] | None = None  # variables for the chat template (enable_thinking)
+    grade_cut_traces: bool = False  # a trace the budget cut is graded on its own text (peers' way), not no-answer
 
     @property
     def filters(self) -> dict[str, Any]:
@@ -136,6 +137,7 @@ def build_identity(
         # made before thinking traces keep their ids
         **({"thinking": req.thinking} if req.thinking != "auto" else {}),
         **({"chat_template_kwargs": req.chat_template_kwargs} if req.chat_template_kwargs else {}),
+        **({"grade_cut_traces": True} if req.grade_cut_traces else {}),
     }
 
 
@@ -294,6 +296,7 @@ def execute(p: EvalPlan, sampler: Sampler, console: Console | None = None) -> Ev
                     js,
                     think,
                     counter,
+                    req.grade_cut_traces,
                 )
                 t2 = time.perf_counter()
                 p.run.append_samples(records)
@@ -470,6 +473,7 @@ def _grade_chunk(
     indices: Sequence[int] | None = None,
     think: thinking.ThinkSpec | None = None,
     count_tokens: Any = None,
+    grade_cut: bool = False,
 ) -> list[dict[str, Any]]:
     items = [
         (p, indices[k] if indices is not None else k, c)
@@ -483,20 +487,26 @@ def _grade_chunk(
         for _, _, c in items
     ]
     answered = [k for k, s in enumerate(parts) if s.answer is not None and not _cut_in_trace(items[k][2], s)]
+    # --grade-cut-traces: a trace the budget cut is graded on its own text (as tools without trace handling do)
+    inside = [k for k, s in enumerate(parts) if grade_cut and k not in set(answered) and s.reasoning]
+    graded = [*answered, *inside]
+    texts = [parts[k].answer or "" for k in answered] + [parts[k].reasoning or "" for k in inside]
     grades = grade_batch(
-        [parts[k].answer or "" for k in answered],
-        [items[k][0].gold for k in answered],
+        texts,
+        [items[k][0].gold for k in graded],
         convention,
-        questions=[items[k][0].question for k in answered],
+        questions=[items[k][0].question for k in graded],
         lenient=lenient,
     )
-    by_item = dict(zip(answered, grades, strict=True))
+    by_item = dict(zip(graded, grades, strict=True))
+    cut_items = set(inside)
     records = []
     for k, (p, j, c) in enumerate(items):
         prompt = prompts[p.id]
         trace, answer = parts[k].reasoning, parts[k].answer
         g = by_item.get(k)
-        finish = c.finish_reason if g is not None or c.finish_reason == "stop" else thinking.THINKING
+        in_trace = k in cut_items
+        finish = c.finish_reason if (g is not None and not in_trace) or c.finish_reason == "stop" else thinking.THINKING
         why = ""
         if g is None:
             why = (
@@ -521,7 +531,7 @@ def _grade_chunk(
                 "pred": g.pred if g else None,
                 "gold": p.gold,
                 "correct": g.correct if g else False,
-                "reason": g.reason if g else why,
+                "reason": (CUT_NOTE + g.reason if in_trace else g.reason) if g else why,
                 "finish_reason": finish,
                 "n_tokens": c.n_tokens,
                 "subject": p.subject,
@@ -532,6 +542,9 @@ def _grade_chunk(
             }
         )
     return records
+
+
+CUT_NOTE = "graded inside a trace the budget cut (--grade-cut-traces): "
 
 
 def _cut_in_trace(c: Any, s: thinking.Split) -> bool:
@@ -586,9 +599,14 @@ def regrade(run: RunDir, out_dir: Path | None = None) -> EvalResult:
     convention = manifest.task.convention
     lenient = manifest.grader.lenient
     questions = [question_from_prompt(manifest.prompt.template or "", s.get("prompt") or "") for s in samples]
+    cut = bool(manifest.identity.get("grade_cut_traces"))  # the run graded cut traces on their text: so again
+
+    def in_trace(s: dict[str, Any]) -> bool:
+        return cut and s.get("finish_reason") == thinking.THINKING and bool(s.get("reasoning"))
+
     t0 = time.perf_counter()
     grades = grade_batch(
-        [s["completion"] for s in samples],
+        [s["reasoning"] if in_trace(s) else s["completion"] for s in samples],
         [s["gold"] for s in samples],
         convention,
         questions=questions,
@@ -601,11 +619,12 @@ def regrade(run: RunDir, out_dir: Path | None = None) -> EvalResult:
     target = run if in_place else RunDir(Path(out_dir or run.path.parent) / new_id)
     new = []
     for s, g in zip(samples, grades, strict=True):
-        if s.get("finish_reason") == thinking.THINKING:  # cut inside its trace: no answer to re-grade
+        if s.get("finish_reason") == thinking.THINKING and not in_trace(s):  # cut in its trace: no answer
             new.append({**s, "run_id": target.run_id})
             continue
+        reason = CUT_NOTE + g.reason if in_trace(s) else g.reason
         new.append(
-            {**s, "run_id": target.run_id, "pred": g.pred, "correct": g.correct, "reason": g.reason, "method": g.method}
+            {**s, "run_id": target.run_id, "pred": g.pred, "correct": g.correct, "reason": reason, "method": g.method}
         )
     changed = sum(a["correct"] != b["correct"] for a, b in zip(samples, new, strict=True))
     m = replace(

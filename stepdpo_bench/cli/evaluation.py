@@ -75,6 +75,12 @@ def eval_cmd(
         help="Thinking-trace delimiters: auto (from the tokenizer: <think>...</think>), none, or OPEN,CLOSE.  The "
         "trace is stored apart, only the answer after it is graded, a trace cut by the budget has no answer.",
     ),
+    grade_cut_traces: bool = typer.Option(
+        False,
+        "--grade-cut-traces",
+        help="Grade a sample whose thinking trace the budget cut on the trace's own last answer (default: it has "
+        "no answer).  For comparison with tools that do; recorded in the run and its verdicts' reasons.",
+    ),
     chat_template_kwargs: str = typer.Option(
         "",
         "--chat-template-kwargs",
@@ -201,6 +207,7 @@ def eval_cmd(
                     metrics=metrics,
                     thinking=thinking,
                     chat_template_kwargs=template_kwargs,
+                    grade_cut_traces=grade_cut_traces,
                 ),
                 backend,
                 who,

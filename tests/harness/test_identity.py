@@ -44,6 +44,7 @@ TABLE: dict[str, tuple[str, str, list[str]]] = {
     # the checkpoint's values become the run's sampling values (in the id); the tiny checkpoint sets none
     "generation_config": ("same", "jsonl", ["--generation-config", "model"]),
     "thinking": ("id", "jsonl", ["--thinking", "none"]),
+    "grade_cut_traces": ("id", "jsonl", ["--grade-cut-traces"]),
     "chat_template_kwargs": ("id", "chat", ["--chat-template-kwargs", '{{"enable_thinking": false}}']),
     "seed": ("id", "jsonl", ["--seed", "1"]),
     "stop": ("id", "jsonl", ["--stop", "###"]),

@@ -175,3 +175,15 @@ def test_the_readme_grade_commands_do_what_they_say():
         else:
             head = shown.split("...")[0].strip()
             assert res.output.startswith(head.split("  ")[0]) and " ".join(head.split()) in " ".join(res.output.split())
+
+
+def test_the_readme_test_command_installs_what_ci_installs():
+    """A newcomer runs the README's test command right after its setup command: it must install the extras the
+    tests import (it once ran pytest with none of them: "No module named pytest"), the same ones CI installs."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    extras = re.compile(r"pip install (?:-q )?-e ['\"]?\.\[([\w,]+)\]")
+    test_line = next(line for line in readme.splitlines() if "python -m pytest -q" in line and "pip install" in line)
+    (ours,) = extras.findall(test_line)
+    (theirs,) = extras.findall(ci)
+    assert set(ours.split(",")) == set(theirs.split(",")) and "dev" in ours.split(",")

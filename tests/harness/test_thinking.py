@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from stepdpo_bench.cli import app
-from stepdpo_bench.evaluate import EvalResult, _grade_chunk
+from stepdpo_bench.evaluate import CUT_NOTE, EvalResult, _grade_chunk
 from stepdpo_bench.grading import grade_batch
 from stepdpo_bench.prompts import get_template
 from stepdpo_bench.reports import results_table
@@ -86,6 +86,14 @@ def test_an_answer_inside_an_unclosed_trace_is_never_graded():
     assert (right["pred"], right["correct"], right["completion"]) == ("4", True, "The answer is \\boxed{4}.")
     assert (parsed["correct"], parsed["reasoning"]) == (True, "a parser's trace \\boxed{9}")
     assert (parsed_cut["finish_reason"], parsed_cut["correct"]) == ("thinking", False)
+    # asked for (--grade-cut-traces): the cut traces are graded on their own text, said so, still counted as cut
+    again = _grade_chunk(
+        "r", [p], outs, {"p/0": "q"}, get_template("qwen2-boxed"), "math", {}, think=R1, grade_cut=True
+    )
+    assert [r["correct"] for r in again] == [True, False, True, True, True]
+    for r in (again[0], again[4]):
+        assert r["finish_reason"] == "thinking" and r["reason"].startswith(CUT_NOTE) and r["pred"] == "4"
+    assert [r["reason"] for r in again[1:4]] == [r["reason"] for r in recs[1:4]]
 
 
 def test_a_reasoning_model_run_on_hf(tiny_thinking_ckpt, shared_data, tmp_path):
@@ -121,6 +129,18 @@ def test_a_reasoning_model_run_on_hf(tiny_thinking_ckpt, shared_data, tmp_path):
     assert th["mean_reasoning_tokens"] == sum(r["reasoning_tokens"] for r in rows) / len(rows)
     assert th["accuracy_untruncated"] == sum(r["correct"] for r in closed) / len(closed)
     assert m.metrics["truncation_rate"] >= th["truncated_in_thinking"]
+    # regrade keeps every verdict: a cut trace stays without an answer, or (--grade-cut-traces) graded inside
+    for out, extra in ((tmp_path / "a", []), (tmp_path / "g", ["--grade-cut-traces"])):
+        if extra:
+            assert runner.invoke(app, [*base, *extra, "--out", str(out)]).exit_code == 0
+        (r0,) = runs_by_task(out).values()
+        before = {(r["problem_id"], r["sample_idx"]): (r["correct"], r["pred"], r["reason"]) for r in r0.read_samples()}
+        res = runner.invoke(app, ["regrade", str(r0.path)])
+        assert res.exit_code == 0, res.output
+        after = {(r["problem_id"], r["sample_idx"]): (r["correct"], r["pred"], r["reason"]) for r in r0.read_samples()}
+        assert after == before
+        cut_reasons = [r["reason"] for r in r0.read_samples() if r["finish_reason"] == "thinking"]
+        assert cut_reasons and all(x.startswith(CUT_NOTE) == bool(extra) for x in cut_reasons)
     # delimiters named by the user: "<think>" opened by the template, "e" closes it (the random text is full of it)
     res = runner.invoke(app, [*base, "--thinking", "<think>,e", "--out", str(tmp_path / "b")])
     assert res.exit_code == 0, res.output

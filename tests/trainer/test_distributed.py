@@ -11,6 +11,7 @@ curve, LoRA with the policy as its own reference, and the saved checkpoint loadi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -128,8 +129,16 @@ def _kill_after_step(cmd: list[str], log: Path, step: int) -> None:
             time.sleep(random.Random(step).uniform(0, 0.3))
             break
         time.sleep(0.02)
+    # the whole job dies at once, as on a lost node: torchrun starts each rank in a session of its own, so killing
+    # torchrun's group alone left the ranks running long enough to save one more step (seen once in CI-like runs)
+    import psutil
+
     if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
+        tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+        for p in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.send_signal(signal.SIGKILL)
+        psutil.wait_procs(tree, timeout=30)
     proc.wait()
 
 
