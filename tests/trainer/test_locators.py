@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from stepdpo_bench.locators.judge_parse import parse_verdicts
+from stepdpo_bench.locators.symbolic import check_step, evaluate, locate
 from stepdpo_bench.tasks import arith
-from trainer.pipeline.judge_parse import parse_verdicts
-from trainer.pipeline.symbolic import check_step, evaluate, locate
 
 STEPS = [
     ("Step 1: 12 + 5 = 17", True),

@@ -17,9 +17,9 @@ from typer.testing import CliRunner
 
 from stepdpo_bench.cli import app
 from stepdpo_bench.grading import grade
+from stepdpo_bench.locators.symbolic import check_step
 from stepdpo_bench.runs import read_log
 from stepdpo_bench.tasks import arith
-from trainer.pipeline.symbolic import check_step
 
 from ..helpers import runs_by_task
 

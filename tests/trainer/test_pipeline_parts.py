@@ -9,13 +9,13 @@ import pytest
 from typer.testing import CliRunner
 
 from stepdpo_bench.cli import app
+from stepdpo_bench.locators.judge import judge_prompt, read_reply
 from stepdpo_bench.prompts import get_template
 from stepdpo_bench.tasks import arith
 from trainer.data import PairsError, load_pairs, prompt_text
 from trainer.pipeline.config import PipelineError, load_config
 from trainer.pipeline.contamination import build_index
 from trainer.pipeline.context import initial_text
-from trainer.pipeline.judge import judge_prompt, read_reply
 from trainer.pipeline.public import import_pairs
 
 runner = CliRunner()

@@ -1,4 +1,5 @@
-"""The ``judge`` locator: ask a chat model (GPT-4o in the paper, or a local ``vllm serve``) for per-step verdicts.
+"""The pipeline's judge: ask a chat model (GPT-4o in the paper, or a local ``vllm serve``) where a wrong solution
+first goes wrong (the prompt and the reply reader are the harness's, ``stepdpo_bench.locators.judge``).
 
 The judge sees the problem, a reference solution (or just the gold answer when the data has none) and the wrong
 solution with its steps numbered by us, so the step numbers in its reply are ours.  Replies are read by
@@ -9,44 +10,14 @@ every chunk located so far already saved.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
+from stepdpo_bench.locators import Location
+from stepdpo_bench.locators.judge import judge_prompt, read_reply
 from stepdpo_bench.samplers import SamplerError, SamplingParams, make_sampler
 
 from .config import PipelineError
 from .context import Pipeline, Solution
-from .judge_parse import parse_verdicts
-from .symbolic import Location
-
-JUDGE_PROMPT = """You are grading a student's solution to a math problem one step at a time.
-
-## Problem
-{problem}
-
-## Reference solution
-{reference}
-
-## Student's solution (its final answer, {pred}, is wrong; the correct answer is {gold})
-{solution}
-
-## Your task
-Go through the student's steps in order. For each step write exactly one line of the form
-"Step k: correct", "Step k: neutral" or "Step k: incorrect", where neutral means the step neither advances nor
-damages the solution (a restatement, an exploration). Stop after the first incorrect step."""
-
-_MARKER = re.compile(r"^\s*(?:\*\*)?step\s*\d+\s*[:.)]\s*(?:\*\*)?\s*", re.I)
-
-
-def judge_prompt(problem: str, reference: str | None, gold: str, pred: str | None, steps: Sequence[str]) -> str:
-    solution = "\n".join(f"Step {i}: {_MARKER.sub('', s, count=1)}" for i, s in enumerate(steps, 1))
-    return JUDGE_PROMPT.format(
-        problem=problem,
-        reference=reference or f"(no worked solution; the answer is {gold})",
-        gold=gold,
-        pred=pred,
-        solution=solution,
-    )
 
 
 class Judge:
@@ -88,21 +59,3 @@ class Judge:
 
     def close(self) -> None:
         self.sampler.close()
-
-
-def read_reply(reply: str, n_steps: int) -> Location:
-    r = parse_verdicts(reply)
-    evidence = reply.strip()[:2000]
-    if not r.parsed:
-        return Location(None, 0.0, evidence, "judge", "unparseable", 1)
-    if r.note.startswith("contradiction"):
-        return Location(None, 0.0, f"{r.note}\n{evidence}", "judge", "invalid", 1)
-    if r.first_incorrect is None:
-        return Location(None, 0.0, evidence, "judge", "none", 1)
-    if r.first_incorrect >= n_steps:
-        return Location(
-            None, 0.0, f"judge named step {r.first_incorrect + 1} of {n_steps}\n{evidence}", "judge", "invalid", 1
-        )
-    # an explicit per-step verdict is firmer than a summary line alone
-    conf = 1.0 if r.verdicts.get(r.first_incorrect) == "incorrect" else 0.8
-    return Location(r.first_incorrect, conf, evidence, "judge", "located", 1)

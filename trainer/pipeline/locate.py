@@ -14,11 +14,11 @@ from typing import Any
 
 from rich.progress import Progress
 
+from stepdpo_bench.locators import Location
+from stepdpo_bench.locators.symbolic import locate as symbolic_locate
 from stepdpo_bench.runs import append_log, read_log
 
 from .context import Pipeline, Solution, aligned_chunks
-from .symbolic import Location
-from .symbolic import locate as symbolic_locate
 
 LOCATED = "located.jsonl"
 

@@ -16,12 +16,12 @@ from typing import Any
 from rich.progress import Progress
 
 from stepdpo_bench.grading import grade_batch
+from stepdpo_bench.locators.symbolic import check_step
 from stepdpo_bench.runs import append_log, read_log
 from stepdpo_bench.steps import split_steps
 
 from .context import Pipeline, Solution, aligned_chunks, initial_text
 from .locate import located
-from .symbolic import check_step
 
 RECTIFIED = "rectified.jsonl"
 

@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from stepdpo_bench.grading import grade_batch
+from stepdpo_bench.locators import Location
 
 from .context import Pipeline, Solution, initial_text
-from .symbolic import Location
 
 
 @dataclass

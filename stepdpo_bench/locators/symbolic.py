@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from .base import CORRECT, UNCHECKED, WRONG, Location, StepVerdicts
+
 MAX_TOKENS = 64
 MAX_DIGITS = 30
 
@@ -125,18 +127,6 @@ def check_step(step: str) -> StepCheck:
     return StepCheck(all(ok for *_, ok in found), found)
 
 
-@dataclass
-class Location:
-    """Where the first wrong step is (0-based), or None; with the locator's confidence and evidence."""
-
-    step: int | None
-    confidence: float
-    evidence: str
-    locator: str = "symbolic"
-    outcome: str = ""  # located | none (no error found) | unclear | unparseable | invalid
-    spent: int = 0  # model samples (or judge calls) this location cost
-
-
 def locate(steps: list[str]) -> Location:
     """The first step whose arithmetic is wrong.  Confidence 1.0 when found (exact); when every checkable step
     holds, nothing is located (the error, if any, is in reasoning arithmetic cannot see)."""
@@ -152,3 +142,16 @@ def locate(steps: list[str]) -> Location:
     if checked:
         return Location(None, 0.0, f"{checked} checkable steps, all correct", outcome="none")
     return Location(None, 0.0, "nothing checkable", outcome="unclear")
+
+
+def verdicts(steps: list[str]) -> StepVerdicts:
+    """Every step's verdict: correct when all its checkable equations hold, wrong when one does not, unchecked
+    when it states none (the verdicts say nothing of reasoning that arithmetic cannot see)."""
+    out, evidence = [], ""
+    for i, step in enumerate(steps):
+        res = check_step(step)
+        out.append(UNCHECKED if res.ok is None else CORRECT if res.ok else WRONG)
+        if res.ok is False and not evidence:
+            bad = next(e for e in res.equations if not e[2])
+            evidence = f"step {i + 1}: {bad[0]} = {bad[1]} is false"
+    return StepVerdicts.of(out, evidence)
