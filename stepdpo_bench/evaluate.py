@@ -649,4 +649,8 @@ def regrade(run: RunDir, out_dir: Path | None = None) -> EvalResult:
     m.metrics = compute_metrics(new, _same(convention, lenient), parse_metrics(asked, manifest.sampling.n))
     target.compact(new)
     target.write_manifest(m)
+    if in_place:  # step verdicts stay (same completions); their right-for-wrong-reasons follows the new grades
+        from .step_runs import refresh_summaries
+
+        refresh_summaries(target)
     return EvalResult(target, m, "regraded")

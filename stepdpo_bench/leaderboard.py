@@ -67,7 +67,50 @@ def leaderboard(con: Any, task: str | None = None, tag: str | None = None) -> li
         for r in group_rows:
             r.update(t[r["run_id"]])
     order = {id(r): i for i, r in enumerate(r for g in groups.values() for r in g)}
+    _add_step_columns(con, rows)
     return sorted(rows, key=lambda r: order[id(r)])
+
+
+STEP_COLUMNS = (
+    "steps_locator",
+    "step_accuracy",
+    "step_accuracy_lo",
+    "step_accuracy_hi",
+    "right_for_wrong_reasons",
+    "right_for_wrong_reasons_lo",
+    "right_for_wrong_reasons_hi",
+    "first_error_step",
+)
+
+
+def _add_step_columns(con: Any, rows: list[dict[str, Any]]) -> None:
+    """Step metrics for runs that have step verdicts (``stepdpo-bench steps``): the preferred locator's (exact,
+    then symbolic, then judge), named in ``steps_locator``; None elsewhere."""
+    from .step_runs import PREFERENCE
+
+    for r in rows:
+        r.update(dict.fromkeys(STEP_COLUMNS))
+    ids = [r["run_id"] for r in rows]
+    if not ids:
+        return
+    found: dict[str, tuple[int, str, dict[str, Any]]] = {}
+    for rid, locator, display, metrics in con.execute(
+        "SELECT run_id, locator, display, metrics FROM step_runs WHERE list_contains(?, run_id) ORDER BY locator_id",
+        [ids],
+    ).fetchall():
+        rank = PREFERENCE.index(locator) if locator in PREFERENCE else len(PREFERENCE)
+        if rid not in found or rank < found[rid][0]:
+            found[rid] = (rank, display, json.loads(metrics))
+    for r in rows:
+        if r["run_id"] not in found:
+            continue
+        _, display, met = found[r["run_id"]]
+        r["steps_locator"] = display
+        for key in ("step_accuracy", "right_for_wrong_reasons"):
+            block = met.get(key) or {}
+            lo, hi = block.get("ci95") or [None, None]
+            r[key], r[f"{key}_lo"], r[f"{key}_hi"] = block.get("value"), lo, hi
+        r["first_error_step"] = (met.get("first_error_step") or {}).get("value")
 
 
 def subset_note(filters: dict[str, Any] | str | None) -> str:
@@ -127,6 +170,7 @@ COLUMNS = (
     "vs_shared",
     "created_at",
     "run_id",
+    *STEP_COLUMNS,
 )
 _HEADS = (
     "task",
@@ -143,6 +187,24 @@ _HEADS = (
     "source",
     "date",
 )
+
+
+STEP_HEADS = ("steps by", "step acc % (CI)", "right, wrong reasons % (CI)", "1st error step")
+
+
+def _step_cells(r: dict[str, Any]) -> tuple[str, ...]:
+    from .reports import pct
+
+    if not r.get("steps_locator"):
+        return ("", "", "", "")
+
+    def ci(key: str) -> str:
+        if r.get(key) is None:
+            return "-"
+        return f"{pct(r[key])} ({pct(r[key + '_lo'])}–{pct(r[key + '_hi'])})"
+
+    fe = r.get("first_error_step")
+    return (r["steps_locator"], ci("step_accuracy"), ci("right_for_wrong_reasons"), "-" if fe is None else f"{fe:.2f}")
 
 
 def vs_note(r: dict[str, Any]) -> str:
@@ -191,6 +253,8 @@ def render(rows: list[dict[str, Any]], fmt: str = "table") -> Any:
         w.writerow(COLUMNS)
         w.writerows([[safe_cell(_cell(r.get(c))) for c in COLUMNS] for r in rows])
         return buf.getvalue()
+    steps = any(r.get("steps_locator") for r in rows)  # step columns only where some run has step verdicts
+    heads = _HEADS + (STEP_HEADS if steps else ())
     show = [
         (
             r["task"] + (f" ({subset_note(r['filters'])})" if r.get("subset") else ""),
@@ -207,10 +271,11 @@ def render(rows: list[dict[str, Any]], fmt: str = "table") -> Any:
             r["source"] or "",
             str(r["created_at"])[:10],
         )
+        + (_step_cells(r) if steps else ())
         for r in rows
     ]
     if fmt == "markdown":
-        lines = ["| " + " | ".join(_HEADS) + " |", "|" + "|".join("---" for _ in _HEADS) + "|"]
+        lines = ["| " + " | ".join(heads) + " |", "|" + "|".join("---" for _ in heads) + "|"]
         lines += ["| " + " | ".join(x.replace("|", "\\|") for x in r) + " |" for r in show]
         return "\n".join(lines)
     from rich.table import Table
@@ -220,11 +285,11 @@ def render(rows: list[dict[str, Any]], fmt: str = "table") -> Any:
         title="Leaderboard (same tier = not significantly worse than the tier's head; Holm over all pairs; "
         "ranked within each problem set)"
     )
-    for h in _HEADS:
+    for h in heads:
         table.add_column(
             h,
             justify="right"
-            if h in ("tier", "acc %", "95% CI %", "vs tier head", "problems", "samples/problem")
+            if h in ("tier", "acc %", "95% CI %", "vs tier head", "problems", "samples/problem", *STEP_HEADS)
             else "left",
         )
     for r in show:

@@ -112,3 +112,38 @@ def plan_table(plans: Sequence[Any]) -> Table:
         ]
         table.add_row(*(Text(c) for c in row))
     return table
+
+
+def steps_table(results: Sequence[Any], title: str = "Step verdicts") -> Table:
+    """One row per (run, locator): step accuracy, right-for-wrong-reasons, wrong answers with no wrong step,
+    where solutions first go wrong, and how much the locator could check, each share with its 95% interval."""
+    from .step_metrics import LABELS
+
+    cols = ["run", "locator", "solutions", "checked"] + [
+        LABELS[k]
+        for k in ("step_accuracy", "right_for_wrong_reasons", "wrong_steps_all_correct", "checkable")
+    ] + ["first error at step", "first error (share)"]  # fmt: skip
+    table = Table(title=title + " (% with 95% CI; first error: mean over solutions with a wrong step)")
+    for c in cols:
+        table.add_column(c, justify="left" if c in ("run", "locator") else "right")
+    for r in results:
+        met = r.summary["metrics"]
+        fe = met.get("first_error_step") or {}
+        lo, hi = fe.get("ci95") or [None, None]
+        first = "-" if fe.get("value") is None else f"{fe['value']:.2f}"
+        if fe.get("value") is not None and lo is not None:
+            first += f" [{lo:.2f}–{hi:.2f}]"
+        counts = met.get("counts") or {}
+        table.add_row(
+            Text(r.run.run_id),
+            Text(r.summary.get("display") or r.spec.name),
+            str(counts.get("solutions", 0)),
+            str(counts.get("checked_solutions", 0)),
+            with_ci(met.get("step_accuracy")),
+            with_ci(met.get("right_for_wrong_reasons")),
+            with_ci(met.get("wrong_steps_all_correct")),
+            with_ci(met.get("checkable")),
+            first,
+            with_ci(met.get("first_error_relative")),
+        )
+    return table

@@ -25,9 +25,10 @@ from typing import Any
 from .contracts import TRAIN_CONFIG, TRAIN_LOG
 from .manifest import Manifest
 from .runs import MANIFEST, SAMPLES_PARQUET, RunDir, RunError
+from .step_runs import STEPS_DIR, SUMMARY_JSON, finished_steps
 
 DEFAULT_DB = "leaderboard.duckdb"
-SCHEMA_VERSION = 4  # bump with any schema change: connect() rebuilds an older index from the run files
+SCHEMA_VERSION = 5  # bump with any schema change: connect() rebuilds an older index from the run files
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -56,6 +57,13 @@ CREATE TABLE IF NOT EXISTS problem_scores (  -- per-problem mean correctness, fo
 );
 CREATE TABLE IF NOT EXISTS steps (
     run_id VARCHAR, problem_id VARCHAR, sample_idx INTEGER, step_idx INTEGER, text VARCHAR
+);
+CREATE TABLE IF NOT EXISTS step_runs (  -- a run's finished step verdicts by one locator: their metrics
+    run_id VARCHAR, locator_id VARCHAR, locator VARCHAR, display VARCHAR, spec JSON, metrics JSON
+);
+CREATE TABLE IF NOT EXISTS step_verdicts (  -- per sample: the verdict of each step and the first wrong one
+    run_id VARCHAR, locator_id VARCHAR, locator VARCHAR, problem_id VARCHAR, sample_idx INTEGER, n_steps INTEGER,
+    first_wrong INTEGER, outcome VARCHAR, evidence VARCHAR, verdicts VARCHAR[]
 );
 CREATE TABLE IF NOT EXISTS training_log (
     run_name VARCHAR, method VARCHAR, step INTEGER, loss DOUBLE, reward_chosen DOUBLE, reward_rejected DOUBLE,
@@ -125,7 +133,7 @@ def connect(db: Path, read_only: bool = False) -> Any:
         con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
         row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if row and row[0] != str(SCHEMA_VERSION):  # an index from another version: rebuilt from the run files
-            for table in ("runs", "samples", "steps", "problem_scores", "training_log"):
+            for table in ("runs", "samples", "steps", "problem_scores", "step_runs", "step_verdicts", "training_log"):
                 con.execute(f"DROP TABLE IF EXISTS {table}")
         con.execute(SCHEMA)
         con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
@@ -183,8 +191,12 @@ def _run_row(run: RunDir, m: Manifest) -> list[Any]:
 
 
 def manifest_sha(run: RunDir) -> str:
-    """Change detection by content: any rewrite of run.json (finish, regrade, retag) re-ingests the run."""
-    return hashlib.sha256((run.path / MANIFEST).read_bytes()).hexdigest()
+    """Change detection by content: any rewrite of run.json (finish, regrade, retag) or of a step-verdict summary
+    (``stepdpo-bench steps`` finished, or refreshed by a regrade) re-ingests the run."""
+    h = hashlib.sha256((run.path / MANIFEST).read_bytes())
+    for summary in sorted((run.path / STEPS_DIR).glob(f"*/{SUMMARY_JSON}")):
+        h.update(b"\0" + summary.parent.name.encode() + b"\0" + summary.read_bytes())
+    return h.hexdigest()
 
 
 def _check_run(run: RunDir) -> Manifest:
@@ -316,7 +328,29 @@ def _unreadable_samples(run: RunDir) -> str | None:
     except Exception as exc:  # ArrowInvalid, OSError, ...
         return f"{SAMPLES_PARQUET} is unreadable ({_why(exc)}); regrade or rerun the eval to rewrite it"
     del table
+    for st in finished_steps(run.path):
+        try:
+            rows = st.rows()
+            bad = next((i for i, r in enumerate(rows, 1) if not _verdict_row_ok(r)), None)
+        except RunError as exc:
+            return f"{exc} (step verdicts; delete that locator's folder or rerun `stepdpo-bench steps`)"
+        if bad is not None:
+            return (
+                f"{st.path / 'verdicts.jsonl'}: record {bad} is not a step verdict; delete that folder and rerun "
+                "`stepdpo-bench steps`"
+            )
     return None
+
+
+def _verdict_row_ok(r: Any) -> bool:
+    return (
+        isinstance(r, dict)
+        and isinstance(r.get("problem_id"), str)
+        and isinstance(r.get("sample_idx"), int)
+        and isinstance(r.get("n_steps"), int)
+        and isinstance(r.get("verdicts"), list)
+        and (r.get("first_wrong") is None or isinstance(r.get("first_wrong"), int))
+    )
 
 
 def _load_run(con: Any, run: RunDir, m: Manifest) -> None:
@@ -325,7 +359,7 @@ def _load_run(con: Any, run: RunDir, m: Manifest) -> None:
     rid = m.run_id
     con.execute("BEGIN TRANSACTION")
     try:
-        for table in ("runs", "samples", "steps", "problem_scores"):
+        for table in ("runs", "samples", "steps", "problem_scores", "step_runs", "step_verdicts"):
             con.execute(f"DELETE FROM {table} WHERE run_id = ?", [rid])
         row = _run_row(run, m)
         con.execute(f"INSERT INTO runs VALUES ({', '.join('?' * len(row))}, now())", row)
@@ -351,11 +385,46 @@ def _load_run(con: Any, run: RunDir, m: Manifest) -> None:
                FROM read_parquet(?)""",
             [rid, pq],
         )
+        _load_step_verdicts(con, run, rid)
         con.execute("COMMIT")
     except Exception:
         with contextlib.suppress(Exception):  # a failed ROLLBACK must not hide why the write failed
             con.execute("ROLLBACK")
         raise
+
+
+def _load_step_verdicts(con: Any, run: RunDir, rid: str) -> None:
+    """Each locator's finished verdicts of the run (``stepdpo-bench steps``): its metrics and one row per sample."""
+    import pyarrow as pa
+
+    for st in finished_steps(run.path):
+        s = st.summary
+        lid, name = st.path.name, s.get("locator")
+        con.execute(
+            "INSERT INTO step_runs VALUES (?, ?, ?, ?, ?, ?)",
+            [rid, lid, name, s.get("display") or name, json.dumps(s.get("spec")), json.dumps(s["metrics"])],
+        )
+        rows = st.rows()
+        verdicts = pa.table(
+            {
+                "problem_id": pa.array([r["problem_id"] for r in rows], pa.string()),
+                "sample_idx": pa.array([int(r["sample_idx"]) for r in rows], pa.int32()),
+                "n_steps": pa.array([int(r["n_steps"]) for r in rows], pa.int32()),
+                "first_wrong": pa.array([r.get("first_wrong") for r in rows], pa.int32()),
+                "outcome": pa.array([r.get("outcome") for r in rows], pa.string()),
+                "evidence": pa.array([r.get("evidence") or "" for r in rows], pa.string()),
+                "verdicts": pa.array([list(r.get("verdicts") or []) for r in rows], pa.list_(pa.string())),
+            }
+        )
+        con.register("_step_verdicts", verdicts)
+        try:
+            con.execute(
+                """INSERT INTO step_verdicts SELECT ?, ?, ?, problem_id, sample_idx, n_steps, first_wrong, outcome,
+                   evidence, verdicts FROM _step_verdicts""",
+                [rid, lid, name],
+            )
+        finally:
+            con.unregister("_step_verdicts")
 
 
 def _logs_signature(logs: list[Path]) -> str | None:

@@ -6,7 +6,7 @@ This package is the one place that imports the trainer (``train``, ``demo``, ``p
 
 from __future__ import annotations
 
-from . import board, evaluation, gating, grading_cmd, interop, training  # noqa: F401  (they register commands)
+from . import board, evaluation, gating, grading_cmd, interop, steps_cmd, training  # noqa: F401  (they register commands)
 from .common import app
 
 __all__ = ["app"]

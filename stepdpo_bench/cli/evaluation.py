@@ -113,6 +113,15 @@ def eval_cmd(
         "--lenient-grading",
         help="Grader 1.x rounding rule: any correctly rounded decimal matches an exact gold (recorded in the run).",
     ),
+    locate: str = typer.Option(
+        None,
+        "--locate",
+        help="Add step verdicts to each finished run: exact (arith), symbolic or judge (as `stepdpo-bench steps`).",
+    ),
+    judge_model: str = typer.Option(None, "--judge-model", help="--locate judge: the judge's model name."),
+    judge_base_url: list[str] = typer.Option(
+        None, "--judge-base-url", help="--locate judge: its server's /v1 URL (repeatable)."
+    ),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Print what would run (problems, run id, new/resume/reuse) and exit; loads no model."
     ),
@@ -130,6 +139,11 @@ def eval_cmd(
     from ..tasks import TaskError
 
     check_method(method)
+    spec = None
+    if locate is not None or judge_model or judge_base_url:
+        from .steps_cmd import locator_spec
+
+        spec = locator_spec(locate or "", judge_model, judge_base_url, 1024)
     _check_sampling(limit, n, 1 if max_tokens is None else max_tokens, temperature, top_p, chunk_size)
     if top_k < 0 or not 0 <= min_p <= 1 or repetition_penalty <= 0:
         fail("--top-k must be 0 (off) or more, --min-p in [0, 1], --repetition-penalty positive (1: off)")
@@ -153,6 +167,8 @@ def eval_cmd(
     from ..tasks import expand_tasks
 
     task_list = expand_tasks(split(tasks) or fail("--tasks is empty"))
+    if spec is not None and spec.name == "exact" and any(t != "arith" for t in task_list):
+        fail("--locate exact needs each step's truth, which only arith has; use --locate symbolic or judge")
     if max_tokens is None:
         from ..tasks import BUDGET, default_budget
 
@@ -254,6 +270,17 @@ def eval_cmd(
             _partial(done)
             fail("interrupted; finished samples are kept, run the same command to resume", 130)
     console.print(results_table(done))
+    if spec is not None:
+        from ..reports import steps_table
+        from ..samplers import SamplerError as JudgeError
+        from .steps_cmd import run_locator
+
+        try:
+            console.print(steps_table(run_locator([r.run_dir for r in done], spec)))
+        except (RunError, ValueError) as exc:
+            fail(f"{exc} (the runs are finished and kept; add steps later with `stepdpo-bench steps`)")
+        except JudgeError as exc:
+            fail(f"judge {judge_model!r} failed ({exc}); verdicts so far are saved: rerun the same command")
 
 
 def _template_kwargs(text: str) -> dict[str, Any] | None:
@@ -291,6 +318,24 @@ def _partial(done: list[Any]) -> None:
 
 
 @app.command()
+def resolve_targets(runs: list[str], results: Path) -> list[Any]:
+    """Run references as run directories: a run's path, its id under ``results``, or a folder of runs (every one
+    in it).  RunError when one is none of these."""
+    from ..runs import MANIFEST, RunError, resolve_run
+
+    targets: list[Any] = []
+    for ref in runs:
+        folder = Path(ref)
+        if folder.is_dir() and not (folder / MANIFEST).is_file():  # a folder of runs: every one in it
+            found = sorted(d for d in folder.iterdir() if (d / MANIFEST).is_file())
+            if not found:
+                raise RunError(f"{folder}: no runs in it (no */{MANIFEST})")
+            targets += [resolve_run(str(d), results) for d in found]
+        else:
+            targets.append(resolve_run(ref, results))
+    return targets
+
+
 def regrade(
     runs: list[str] = typer.Argument(..., help="Run directories, run ids under --results, or a folder of runs."),
     results: Path = RESULTS,
@@ -298,19 +343,10 @@ def regrade(
     """Re-score finished runs with the current grader, without generating."""
     from ..evaluate import regrade as do_regrade
     from ..reports import results_table
-    from ..runs import MANIFEST, RunError, resolve_run
+    from ..runs import RunError
 
-    targets: list[Any] = []
     try:
-        for ref in runs:
-            folder = Path(ref)
-            if folder.is_dir() and not (folder / MANIFEST).is_file():  # a folder of runs: every finished one
-                found = sorted(d for d in folder.iterdir() if (d / MANIFEST).is_file())
-                if not found:
-                    fail(f"{folder}: no runs in it (no */{MANIFEST})")
-                targets += [resolve_run(str(d), results) for d in found]
-            else:
-                targets.append(resolve_run(ref, results))
+        targets = resolve_targets(runs, results)
         out = []
         for run in targets:
             m = run.manifest()
