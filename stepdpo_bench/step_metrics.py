@@ -87,7 +87,7 @@ class _Ratio:
         if share:
             # Wilson at the effective size: the clustered variance against a binomial one of the same total
             binom = r * (1 - r) / total
-            n_eff = total if (binom == 0 or se != se) else min(total, max(1.0, total * binom / se**2))
+            n_eff = total if (binom == 0 or se != se or se == 0) else min(total, max(1.0, total * binom / se**2))
             lo, hi = wilson(r * n_eff, n_eff) if n_eff >= 1 else (math.nan, math.nan)
         else:
             lo, hi = (r - Z95 * se, r + Z95 * se) if se == se else (math.nan, math.nan)
@@ -140,7 +140,6 @@ def step_metrics(sols: Sequence[SolutionSteps]) -> dict[str, Any]:
     rs = _ratios(sols)
     out: dict[str, Any] = {k: rs[k].estimate(share=k != "first_error_step") for k in (*SHARES, *POSITIONS)}
     firsts = [s for s in sols if s.first_wrong is not None and s.checked]
-    hist = _Ratio()
     bins: list[dict[str, Any]] = []
     for b in range(HIST_BINS):
         hist = _Ratio()

@@ -32,7 +32,7 @@ def locator_spec(locator: str, judge_model: str | None, judge_base_url: list[str
         fail(str(exc))
 
 
-def run_locator(runs: list[Any], spec: Any) -> list[Any]:
+def run_locator(runs: list[Any], spec: Any, chunk_size: int = 64) -> list[Any]:
     """Verdicts for each run with a progress bar; errors propagate (the caller turns them into one line)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -44,7 +44,12 @@ def run_locator(runs: list[Any], spec: Any) -> list[Any]:
     ) as bar:
         for run in runs:
             tid = bar.add_task(f"steps ({spec.display}) {run.run_id[:48]}", total=None)
-            res = locate_run(run, spec, progress=lambda done, total, t=tid: bar.update(t, completed=done, total=total))
+            res = locate_run(
+                run,
+                spec,
+                chunk_size=chunk_size,
+                progress=lambda done, total, t=tid: bar.update(t, completed=done, total=total),
+            )
             bar.update(tid, completed=len(run.read_samples()) if res.judged == 0 else None)
             out.append(res)
             if res.reused and res.judged:
@@ -61,6 +66,7 @@ def steps_cmd(
         None, "--judge-base-url", help="The judge server's /v1 URL (repeatable); key from STEPDPO_JUDGE_API_KEY."
     ),
     judge_max_tokens: int = typer.Option(1024, "--judge-max-tokens", help="The judge's reply budget."),
+    chunk_size: int = typer.Option(64, "--chunk-size", help="Samples per saved chunk (a kill loses at most one)."),
     results: Path = RESULTS,
 ) -> None:
     """Add step verdicts (correct / wrong / unchecked per step, the first wrong step) to finished runs, without
@@ -71,6 +77,8 @@ def steps_cmd(
     from .evaluation import resolve_targets
 
     spec = locator_spec(locator, judge_model, judge_base_url, judge_max_tokens)
+    if chunk_size < 1 or judge_max_tokens < 1:
+        fail("--chunk-size and --judge-max-tokens must be at least 1")
     try:
         targets = resolve_targets(runs, results)
         done = [t for t in targets if (m := t.manifest()) is not None and m.done]
@@ -79,7 +87,7 @@ def steps_cmd(
                 note(f"skipped {t.path}: not a finished run")
         if not done:
             fail("no finished run to add steps to")
-        out = run_locator(done, spec)
+        out = run_locator(done, spec, chunk_size)
     except (RunError, ValueError) as exc:
         fail(str(exc))
     except SamplerError as exc:
