@@ -141,6 +141,59 @@ class Data:
             }
         return out
 
+    def step_locators(self, run_ids: list[str]) -> list[tuple[str, str]]:
+        """(locator, display) with finished step verdicts for every one of ``run_ids``, preferred first."""
+        from stepdpo_bench.step_runs import PREFERENCE
+
+        df = self._df(
+            """SELECT locator, display, count(DISTINCT run_id) AS n FROM step_runs
+               WHERE list_contains(?, run_id) GROUP BY locator, display""",
+            [run_ids],
+        )
+        rows = [(r.locator, r.display) for r in df.itertuples() if r.n == len(set(run_ids))]
+        rank = {n: i for i, n in enumerate(PREFERENCE)}
+        return sorted(rows, key=lambda x: (rank.get(x[0], 99), x[1]))
+
+    def step_solutions(self, run_id: str, display: str) -> list[Any]:
+        """One run's step verdicts by one locator, joined with each sample's grade (step_metrics' records)."""
+        from stepdpo_bench.step_metrics import SolutionSteps
+
+        con = self._con()
+        try:
+            rows = con.execute(
+                """SELECT v.problem_id, v.sample_idx, s.correct, v.verdicts, v.first_wrong, v.outcome
+                   FROM step_verdicts v JOIN step_runs r USING (run_id, locator_id)
+                   JOIN samples s ON s.run_id = v.run_id AND s.problem_id = v.problem_id
+                                 AND s.sample_idx = v.sample_idx
+                   WHERE v.run_id = ? AND r.display = ?""",
+                [run_id, display],
+            ).fetchall()
+        finally:
+            con.close()
+        return [SolutionSteps(p, int(i), c, list(v), f, o) for p, i, c, v, f, o in rows]
+
+    def compare_steps(self, a: str, b: str, display: str) -> dict[str, Any]:
+        """Both runs' step metrics by one locator and their paired differences (step_metrics.compare_steps)."""
+        from stepdpo_bench.step_metrics import compare_steps, step_metrics
+
+        sa, sb = self.step_solutions(a, display), self.step_solutions(b, display)
+        return {"a": step_metrics(sa), "b": step_metrics(sb), "diff": compare_steps(sa, sb)}
+
+    def step_verdict(self, run_id: str, display: str, problem_id: str, sample_idx: int = 0) -> dict[str, Any] | None:
+        df = self._df(
+            """SELECT v.verdicts, v.first_wrong, v.outcome, v.evidence
+               FROM step_verdicts v JOIN step_runs r USING (run_id, locator_id)
+               WHERE v.run_id = ? AND r.display = ? AND v.problem_id = ? AND v.sample_idx = ?""",
+            [run_id, display, problem_id, sample_idx],
+        )
+        if df.empty:
+            return None
+        row = df.iloc[0].to_dict()
+        row["verdicts"] = list(row["verdicts"])
+        fw = row["first_wrong"]
+        row["first_wrong"] = None if fw is None or fw != fw else int(fw)
+        return row
+
     def audit(self) -> pd.DataFrame:
         """Samples where two graders disagree: an imported tool's verdict vs ours, or ours across versions."""
         return self._df(

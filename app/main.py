@@ -99,6 +99,12 @@ def page_leaderboard(data: Data) -> None:
             "run": df.run_id,
         }
     )
+    if df["steps_locator"].notna().any():  # step columns where some run has step verdicts (stepdpo-bench steps)
+        recs = df.to_dict("records")
+        view.insert(8, "steps by", df["steps_locator"].fillna(""))
+        view.insert(9, "step accuracy % [CI]", [_ci_cell(r, "step_accuracy") for r in recs])
+        view.insert(10, "right for wrong reasons % [CI]", [_ci_cell(r, "right_for_wrong_reasons") for r in recs])
+        view.insert(11, "first error at step", df["first_error_step"].round(2))
     st.dataframe(view, hide_index=True, use_container_width=True)
     st.caption(
         "Same tier = not significantly worse than the tier's head (paired test on shared problems, Holm-adjusted "
@@ -142,6 +148,13 @@ def page_leaderboard(data: Data) -> None:
             hide_index=True,
             use_container_width=True,
         )
+
+
+def _ci_cell(r: dict, key: str) -> str:
+    v = r.get(key)
+    if v is None or v != v:
+        return ""
+    return f"{100 * v:.1f} [{100 * r[key + '_lo']:.1f}–{100 * r[key + '_hi']:.1f}]"
 
 
 def _csv(df: pd.DataFrame) -> str:
@@ -228,12 +241,101 @@ def page_compare(data: Data) -> None:
                 }
             )
             st.dataframe(view, hide_index=True, use_container_width=True)
-            st.bar_chart(view.set_index(label)["B − A pts"])
+            _forest(df, label)
+    _compare_steps(data, a, b)
     c1, c2 = st.columns(2)
     c1.subheader(f"Fixed by B ({len(p.fixed)})")
     c1.dataframe(pd.DataFrame({"problem": p.fixed}), hide_index=True)
     c2.subheader(f"Broken by B ({len(p.broken)})")
     c2.dataframe(pd.DataFrame({"problem": p.broken}), hide_index=True)
+
+
+def _forest(df: pd.DataFrame, label: str) -> None:
+    """B − A per group as a forest plot: the estimate and its 95% interval (a bar alone hides that most cross 0)."""
+    import altair as alt
+
+    rows = pd.DataFrame(
+        {
+            label: df[label].astype(str),
+            "diff": 100 * df["diff"],
+            "lo": [100 * c[0] for c in df["ci95"]],
+            "hi": [100 * c[1] for c in df["ci95"]],
+        }
+    )
+    y = alt.Y(f"{label}:N", title=None, sort=None)
+    base = alt.Chart(rows)
+    chart = (
+        base.mark_rule().encode(y=y, x=alt.X("lo:Q", title="B − A, points (95% CI)"), x2="hi:Q")
+        + base.mark_point(filled=True, size=60).encode(y=y, x="diff:Q")
+        + alt.Chart(pd.DataFrame({"zero": [0]})).mark_rule(strokeDash=[4, 4]).encode(x="zero:Q")
+    )
+    st.altair_chart(chart, use_container_width=True)
+
+
+def _compare_steps(data: Data, a: str, b: str) -> None:
+    """Step metrics of both runs by a locator both have, their paired differences, and where each first errs."""
+    locs = data.step_locators([a, b])
+    if not locs:
+        st.caption("No step verdicts shared by both runs: add them with `stepdpo-bench steps RUN --locator L`.")
+        return
+    st.subheader("Steps: where reasoning first goes wrong")
+    names = [d for _, d in locs]
+    display = st.selectbox("Step verdicts by", names, key="cmp_locator") if len(names) > 1 else names[0]
+    res = data.compare_steps(a, b, display)
+    from stepdpo_bench.step_metrics import LABELS
+
+    def est(block: dict, pts: bool = True) -> str:
+        if not block or block.get("value") is None:
+            return "-"
+        lo, hi = block["ci95"]
+        f = (lambda x: f"{100 * x:.1f}") if pts else (lambda x: f"{x:.2f}")
+        return f"{f(block['value'])} [{f(lo)}–{f(hi)}]" if lo is not None else f(block["value"])
+
+    rows = []
+    for d in res["diff"]:
+        pts = d["metric"] != "first_error_step"
+        f = (lambda x: f"{100 * x:+.1f}") if pts else (lambda x: f"{x:+.2f}")
+        lo, hi = d.get("ci95") or [None, None]
+        rows.append(
+            {
+                "metric": LABELS[d["metric"]] + (" %" if pts else ""),
+                "A [95% CI]": est(res["a"].get(d["metric"]), pts),
+                "B [95% CI]": est(res["b"].get(d["metric"]), pts),
+                "B − A (paired)": "-" if d.get("diff") is None else f(d["diff"]),
+                "95% CI": "-" if lo is None else f"{f(lo)} … {f(hi)}",
+                "p": None if d.get("p") is None else round(d["p"], 3),
+                "problems": d["problems"],
+            }
+        )
+    st.dataframe(pd.DataFrame(rows), hide_index=True, use_container_width=True)
+    import altair as alt
+
+    hist = []
+    for run, key in ((a, "a"), (b, "b")):
+        for h in res[key].get("first_error_hist") or []:
+            lo, hi = h["ci95"]
+            hist.append(
+                {
+                    "run": f"{key.upper()}: {run[:40]}",
+                    "first wrong step": h["step"],
+                    "share": 100 * (h["value"] or 0),
+                    "lo": None if lo is None else 100 * lo,
+                    "hi": None if hi is None else 100 * hi,
+                }
+            )
+    if hist:
+        dfh = pd.DataFrame(hist)
+        x = alt.X("first wrong step:N", sort=None)
+        base = alt.Chart(dfh).encode(x=x, xOffset="run:N", color="run:N")
+        st.altair_chart(
+            base.mark_bar().encode(y=alt.Y("share:Q", title="% of solutions with a wrong step (95% CI)"))
+            + base.mark_rule(color="black").encode(y="lo:Q", y2="hi:Q"),
+            use_container_width=True,
+        )
+        st.caption(
+            f"By {display}: where each run's solutions with a wrong step first go wrong; step accuracy counts "
+            "checked steps only; 'right for wrong reasons' = correct answers with a wrong step."
+        )
 
 
 def _show_text(text: str, raw: bool) -> None:
@@ -298,6 +400,9 @@ def page_samples(data: Data) -> None:
     div = first_divergence(rows[a]["steps"], rows[b]["steps"]) if a in rows and b in rows else None
     if div is not None:
         st.warning(f"The solutions part ways at step {div + 1}.")
+    locs = [d for _, d in data.step_locators([a]) + data.step_locators([b])]
+    locs = list(dict.fromkeys(locs))
+    loc = st.selectbox("Step verdicts by", locs, key="smp_locator") if len(locs) > 1 else (locs or [None])[0]
     cols = st.columns(2)
     for col, rid in zip(cols, (a, b), strict=True):
         r = rows.get(rid)
@@ -312,10 +417,26 @@ def page_samples(data: Data) -> None:
                 f"answer found by: {r.get('method') or '?'} · grader: {r['reason']} · finish: "
                 f"{r['finish_reason']} · {r['n_tokens']} tokens"
             )
+            sv = data.step_verdict(rid, loc, pid) if loc else None
+            if sv is not None:
+                fw = sv["first_wrong"]
+                st.caption(
+                    f"steps by {loc}: "
+                    + (f"first wrong step {fw + 1}" if fw is not None else "no wrong step found")
+                    + f" · {sv['outcome']}"
+                    + (f" · {sv['evidence'][:200]}" if sv.get("evidence") and loc != "judge" else "")
+                )
             for i, step in enumerate(r["steps"]):
                 with st.container(border=True):
+                    marks = []
+                    if sv is not None and sv["first_wrong"] == i:
+                        marks.append(f":red[**first wrong step** ({loc})]")
                     if div is not None and i == div:
-                        st.markdown(":orange[**first divergent step**]")
+                        marks.append(":orange[**first divergent step**]")
+                    if marks:
+                        st.markdown(" · ".join(marks))
+                    elif sv is not None and i < len(sv["verdicts"]):
+                        st.caption(f"step {i + 1}: {sv['verdicts'][i]}")
                     _show_text(step, raw)
             if r.get("reasoning") is not None:  # a reasoning model's trace: after the answer, collapsed (it can
                 # run to tens of thousands of characters); a trace the budget cut is why there is no answer

@@ -317,7 +317,6 @@ def _partial(done: list[Any]) -> None:
         console.print(results_table(done, "Finished before the error"))
 
 
-@app.command()
 def resolve_targets(runs: list[str], results: Path) -> list[Any]:
     """Run references as run directories: a run's path, its id under ``results``, or a folder of runs (every one
     in it).  RunError when one is none of these."""
@@ -336,6 +335,7 @@ def resolve_targets(runs: list[str], results: Path) -> list[Any]:
     return targets
 
 
+@app.command()
 def regrade(
     runs: list[str] = typer.Argument(..., help="Run directories, run ids under --results, or a folder of runs."),
     results: Path = RESULTS,

@@ -89,6 +89,10 @@ def app_results(tmp_path_factory, tiny_ckpt, shared_data) -> Path:
     for run in runs.values():
         res = runner.invoke(app, ["regrade", str(run.path), "--out", str(out)])
         assert res.exit_code == 0, res.output
+    # step verdicts by arith's exact truth: the planted right answers ("Step 1: compute.") are right for the
+    # wrong reasons, the case the issue found on the demo's Samples page
+    res = runner.invoke(app, ["steps", str(out), "--locator", "exact", "--out", str(out)])
+    assert res.exit_code == 0, res.output
     for method in ("dpo", "step-dpo"):
         d = out / f"train-{method}"
         d.mkdir()

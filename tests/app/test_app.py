@@ -46,6 +46,9 @@ def test_leaderboard_page(at):
     # the tier head rests on nothing: its cell is empty (it said "no shared problems"); the other row names its test
     notes = list(df["vs tier head"])
     assert notes[0] == "" and "shared" in notes[1] and "no shared" not in notes[1], notes
+    # step columns: every planted right answer of B is right for the wrong reasons (its step 1 states nothing)
+    assert list(df["steps by"]) == ["exact", "exact"]
+    assert df["right for wrong reasons % [CI]"].iloc[0].startswith("100.0 [")
     at.text_input(key="lb_search").input("step").run()
     assert list(at.dataframe[0].value["model"]) == ["tiny-step-dpo"]
     at.text_input(key="lb_search").input("").run()
@@ -64,6 +67,11 @@ def test_compare_page_one_click_dpo_vs_stepdpo(at):
     text = _text(at)
     assert "10 fixed by B, 5 broken by B" in text and "no significant difference" in text
     assert "Fixed by B (10)" in text and "Broken by B (5)" in text
+    assert "Steps: where reasoning first goes wrong" in text
+    steps = next(d.value for d in at.dataframe if "B − A (paired)" in d.value.columns)
+    row = steps[steps["metric"] == "right for wrong reasons %"].iloc[0]
+    assert row["A [95% CI]"].startswith("100.0") and row["B [95% CI]"].startswith("100.0")
+    assert set(steps["metric"]) >= {"step accuracy %", "first error at step", "steps checkable %"}
 
 
 def test_samples_page_steps_side_by_side(at):
@@ -79,6 +87,8 @@ def test_samples_page_steps_side_by_side(at):
     question = next(p.question for p in arith.generate("test").problems if p.id == "arith/test/12")
     assert question.split(".")[0] in text.replace("&#46;", ".")  # the question, above the exact prompt
     assert "part ways at step 1" in text and "first divergent step" in text
+    # B is right with a step that states nothing: its first wrong step is marked, by the locator that said so
+    assert ":red[**first wrong step** (exact)]" in text and "steps by exact: first wrong step 1" in text
     at.toggle(key="smp_raw").set_value(True).run()
     assert not at.exception
     at.selectbox(key="smp_filter").set_value("broken by B").run()

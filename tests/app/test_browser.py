@@ -103,6 +103,8 @@ def test_browse_every_page(app_url, tmp_path):
         _select(page, "Quick comparison", "DPO vs Step-DPO on tiny-base · arith")
         expect(page.get_by_text("10 fixed by B, 5 broken by B").first).to_be_visible(timeout=30_000)
         expect(page.get_by_text("By Subject").first).to_be_visible()
+        expect(page.get_by_text("Steps: where reasoning first goes wrong").first).to_be_visible(timeout=30_000)
+        expect(page.locator('[data-testid="stVegaLiteChart"]').nth(2)).to_be_visible(timeout=30_000)  # forest, hist
         page.screenshot(path=str(shots / "2-compare.png"), full_page=True)
 
         page.get_by_text("Samples", exact=True).first.click()
@@ -117,6 +119,7 @@ def test_browse_every_page(app_url, tmp_path):
         expect(cols.nth(0)).to_contain_text("wrong")
         expect(cols.nth(1)).to_contain_text("correct")
         expect(page.get_by_text("first divergent step").first).to_be_visible()
+        expect(cols.nth(1)).to_contain_text("first wrong step (exact)")  # right for the wrong reasons, marked
         page.screenshot(path=str(shots / "3-samples.png"), full_page=True)
 
         page.get_by_text("Audit", exact=True).first.click()

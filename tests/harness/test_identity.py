@@ -78,6 +78,10 @@ TABLE: dict[str, tuple[str, str, list[str]]] = {
     "dry_run": ("same", "jsonl", []),  # every call here is a dry run
     # what is reported from the same samples: recomputed from them, never a new run
     "metrics": ("same", "jsonl", ["--metrics", "avg@1"]),
+    # step verdicts are added beside a finished run (their own content address), never a new run
+    "locate": ("same", "jsonl", ["--locate", "symbolic"]),
+    "judge_model": ("same", "jsonl", ["--locate", "judge", "--judge-model", "j", "--judge-base-url", "http://x/v1"]),
+    "judge_base_url": ("same", "jsonl", ["--locate", "judge", "--judge-model", "j", "--judge-base-url", "http://y/v1"]),
 }
 
 
