@@ -302,6 +302,56 @@ def compare_table(runs: dict[str, dict[str, Any]]) -> tuple[Table, list[dict[str
     return t, rows
 
 
+def step_verdicts(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Step verdicts for every arith run by arith's exact truth (``stepdpo-bench steps --locator exact``): each
+    model's step accuracy, right-for-wrong-reasons rate and first-error position with intervals, and the paired
+    step differences of DPO and Step-DPO against SFT and each other."""
+    from stepdpo_bench.reports import steps_table
+    from stepdpo_bench.step_metrics import LABELS, compare_steps, join
+    from stepdpo_bench.step_runs import LocatorSpec, locate_run
+
+    spec = LocatorSpec("exact")
+    done = {k.split("/")[0]: locate_run(v["run"], spec) for k, v in runs.items() if k.endswith("/arith")}
+    sols = {k: join(r.run.read_samples(), _rows(r.path)) for k, r in done.items()}
+    t = Table(title="Step differences on arith test (exact step truth; paired on problems; B − A)")
+    for h in ("baseline", "candidate", "metric", "A", "B", "B − A", "95% CI", "p"):
+        t.add_column(h, justify="left" if h in ("baseline", "candidate", "metric") else "right")
+    paired_rows = []
+    for a, b in (("sft", "dpo"), ("sft", "step-dpo"), ("dpo", "step-dpo")):
+        if a not in sols or b not in sols:
+            continue
+        for d in compare_steps(sols[a], sols[b]):
+            if d["metric"] not in ("step_accuracy", "right_for_wrong_reasons", "first_error_step"):
+                continue
+            paired_rows.append({**d, "baseline": a, "candidate": b})
+            scale, fmt = (1, "{:+.2f}") if d["metric"] == "first_error_step" else (100, "{:+.1f}")
+            lo, hi = d.get("ci95") or [None, None]
+            va = done[a].summary["metrics"][d["metric"]]["value"]
+            vb = done[b].summary["metrics"][d["metric"]]["value"]
+            t.add_row(
+                a,
+                b,
+                LABELS[d["metric"]],
+                "-" if va is None else f"{scale * va:.1f}" if scale == 100 else f"{va:.2f}",
+                "-" if vb is None else f"{scale * vb:.1f}" if scale == 100 else f"{vb:.2f}",
+                "-" if d.get("diff") is None else fmt.format(scale * d["diff"]),
+                "-" if lo is None else f"{fmt.format(scale * lo)} to {fmt.format(scale * hi)}",
+                "-" if d.get("p") is None else f"{d['p']:.3g}",
+            )
+    return {
+        "table": steps_table(list(done.values()), "Step verdicts on arith test (exact step truth)"),
+        "paired_table": t,
+        "metrics": {k: r.summary["metrics"] for k, r in done.items()},
+        "paired": paired_rows,
+    }
+
+
+def _rows(path: Path) -> list[dict[str, Any]]:
+    from stepdpo_bench.step_runs import StoredSteps
+
+    return StoredSteps(path, {}).rows()
+
+
 def locator_accuracy(pairs_dir: Path, same_as: str | None = None) -> dict[str, dict[str, Any]]:
     """Per locator: how often its located step is the exact first wrong step (arith truth), the samples spent
     and the steps of the solutions it saw.  ``same_as``: count only the solutions that locator saw (locators
@@ -393,6 +443,7 @@ def _run_demo(cfg: DemoConfig, console: Console | None = None, out_console: Cons
     curves = _share_training_logs(models, out / "results")
     console.rule("4/4  evaluation and leaderboard")
     runs = evaluate_all(cfg, models, console)
+    steps = step_verdicts(runs)
     ingest(out / "results", log=lambda m: None)
     timings["eval_s"] = time.perf_counter() - t0 - sum(timings.values())
     con = connect(default_db(out / "results", None), read_only=True)
@@ -402,10 +453,13 @@ def _run_demo(cfg: DemoConfig, console: Console | None = None, out_console: Cons
         con.close()
     table, comparisons = compare_table(runs)
     out_console.print(table)
+    out_console.print(steps["table"])
+    out_console.print(steps["paired_table"])
     summary = {
         "config": asdict(cfg),
         "accuracy": {k: v["manifest"].metrics["accuracy"] for k, v in runs.items()},
         "comparisons": comparisons,
+        "steps": {"metrics": steps["metrics"], "paired": steps["paired"]},
         "funnel": funnel,
         "funnel_greedy": funnels.get("greedy"),
         "locators": locator_accuracy(out / "pairs"),

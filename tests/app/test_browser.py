@@ -120,6 +120,7 @@ def test_browse_every_page(app_url, tmp_path):
         expect(cols.nth(1)).to_contain_text("correct")
         expect(page.get_by_text("first divergent step").first).to_be_visible()
         expect(cols.nth(1)).to_contain_text("first wrong step (exact)")  # right for the wrong reasons, marked
+        _settle(page)
         page.screenshot(path=str(shots / "3-samples.png"), full_page=True)
 
         page.get_by_text("Audit", exact=True).first.click()

@@ -27,6 +27,17 @@ def test_demo_smoke_runs_every_phase_and_resumes(arith_policy, shared_data):
         tag = json.loads((out / method / "stepdpo_train.json").read_text())
         assert tag["method"] == method and tag["steps"] == 4 and tag["base_model"] == str(arith_policy)
     assert "Leaderboard" in res.output and "Paired comparisons" in res.output
+    # step metrics by arith's exact truth, each with its interval, and their paired differences
+    assert "Step verdicts on arith test (exact step truth)" in res.output and "Step differences" in res.output
+    assert set(summary["steps"]["metrics"]) == {"sft", "dpo", "step-dpo"}
+    for m in summary["steps"]["metrics"].values():
+        assert m["counts"]["solutions"] == summary["config"]["test_problems"]
+        assert m["step_accuracy"]["ci95"][0] <= m["step_accuracy"]["value"] <= m["step_accuracy"]["ci95"][1]
+    assert {(r["baseline"], r["candidate"]) for r in summary["steps"]["paired"]} == {
+        ("sft", "dpo"),
+        ("sft", "step-dpo"),
+        ("dpo", "step-dpo"),
+    }
     assert f"stepdpo-bench app --results {out / 'results'}" in res.output
     assert (out / "results" / "leaderboard.duckdb").is_file()
     # the printed app command shows the training curves: the logs sit in the results folder and are ingested
