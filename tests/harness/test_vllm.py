@@ -333,6 +333,30 @@ def test_judge_locator_against_real_vllm_serve(vllm_server, arith_policy, tmp_pa
     assert all("evidence" in r and r["locator"] == "judge" for r in rows)  # the reply itself is kept
 
 
+def test_steps_judge_against_real_vllm_serve(vllm_server, arith_policy, tmp_path):
+    """`stepdpo-bench steps --locator judge` through a real OpenAI-compatible server: one chat request per sample,
+    every reply kept and read (plumbing only: the random-weights judge writes no verdicts, so its replies count
+    as unparseable, never as verdicts), the summary counts them, a rerun asks nothing again."""
+    from stepdpo_bench.runs import read_log
+
+    out = tmp_path / "results"
+    res = _cli("eval", "--model", arith_policy, "--backend", "hf", "--tasks", "arith", "--limit", "6", "--out", out)
+    assert res.exit_code == 0, res.output
+    (run,) = runs_by_task(out).values()
+    args = ("steps", run.path, "--locator", "judge", "--judge-model", "tiny", "--judge-base-url", vllm_server)
+    res = _cli(*args, "--judge-max-tokens", "16", "--out", out)
+    assert res.exit_code == 0, res.output
+    (d,) = (run.path / "steps").glob("judge-*")
+    rows = read_log(d / "verdicts.jsonl")
+    assert len(rows) == 6 and all(r["spent"] == 1 and r["evidence"] is not None for r in rows)
+    assert {r["outcome"] for r in rows} <= {"unparseable", "checked", "invalid"}
+    summary = json.loads((d / "summary.json").read_text())
+    assert sum(summary["metrics"]["counts"]["outcomes"].values()) == 6
+    assert summary["spec"]["judge"]["model"] == "tiny" and summary["spec"]["judge"]["prompt_sha"]
+    res = _cli(*args, "--judge-max-tokens", "16", "--out", out)
+    assert res.exit_code == 0 and len(read_log(d / "verdicts.jsonl")) == 6
+
+
 def test_thinking_traces_split_alike_on_hf_vllm_and_a_reasoning_parser_server(
     tiny_thinking_ckpt, shared_data, tmp_path
 ):
