@@ -188,31 +188,38 @@ def locate_run(
         raise RunError(f"{run.path}: run is {m.status!r}; finish it (rerun its eval command) before adding steps")
     samples = run.read_samples()
     out = steps_dir(run, spec)
-    out.mkdir(parents=True, exist_ok=True)
-    ident = {"run_id": m.run_id, **spec.identity()}
-    lj = out / LOCATOR_JSON
-    if not lj.is_file():
-        atomic_write_text(lj, json.dumps(ident, indent=2))
-    with RunDir(out).exclusive():
-        log = out / VERDICTS_JSONL
-        done = {(r["problem_id"], int(r["sample_idx"])) for r in read_log(log)}
-        todo = [s for s in samples if (s["problem_id"], int(s["sample_idx"])) not in done]
-        reused = len(samples) - len(todo)
-        if todo:
-            (out / SUMMARY_JSON).unlink(missing_ok=True)  # verdicts are being added: no summary until all are in
-        locator = _Locator(spec, run, m) if todo else None
-        try:
+    log = out / VERDICTS_JSONL
+    if len({(s["problem_id"], int(s["sample_idx"])) for s in samples} - _keys(log)):
+        locator: _Locator | None = _Locator(spec, run, m)  # refuses a task without step truth before any write
+    else:
+        locator = None
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        lj = out / LOCATOR_JSON
+        if not lj.is_file():
+            atomic_write_text(lj, json.dumps({"run_id": m.run_id, **spec.identity()}, indent=2))
+        with RunDir(out).exclusive():
+            done = _keys(log)  # again, under the lock: another call may have added verdicts meanwhile
+            todo = [s for s in samples if (s["problem_id"], int(s["sample_idx"])) not in done]
+            reused = len(samples) - len(todo)
+            if todo:
+                (out / SUMMARY_JSON).unlink(missing_ok=True)  # verdicts are being added: no summary until all are in
+                locator = locator or _Locator(spec, run, m)
             for i in range(0, len(todo), chunk_size):
                 chunk = todo[i : i + chunk_size]
                 res = locator(chunk)  # type: ignore[misc]
                 append_log(log, [_row(s, v, spec) for s, v in zip(chunk, res, strict=True)])
                 if progress:
                     progress(reused + i + len(chunk), len(samples))
-        finally:
-            if locator is not None:
-                locator.close()
-        summary = _write_summary(out, m.run_id, spec.name, spec.display, spec.identity(), samples)
+            summary = _write_summary(out, m.run_id, spec.name, spec.display, spec.identity(), samples)
+    finally:
+        if locator is not None:
+            locator.close()
     return StepsResult(run, spec, out, summary, len(todo), reused)
+
+
+def _keys(log: Path) -> set[tuple[str, int]]:
+    return {(r["problem_id"], int(r["sample_idx"])) for r in read_log(log)}
 
 
 def _write_summary(

@@ -269,6 +269,7 @@ def test_steps_bad_input_is_one_line(arith_policy, tmp_path):
     other = next(d for d in out.iterdir() if "jsonl" in d.name or "t.jsonl" in d.name or (d != run and d.is_dir()))
     res = runner.invoke(app, ["steps", str(other), "--locator", "exact", "--out", str(out)])
     assert res.exit_code == 2 and "use --locator symbolic or judge" in res.output
+    assert not (other / "steps").exists()  # refused before anything was written
     # a corrupt verdicts file is skipped by ingest with a warning naming it; the other runs are indexed
     res = runner.invoke(app, ["steps", str(run), "--locator", "symbolic", "--out", str(out)])
     assert res.exit_code == 0
@@ -352,3 +353,21 @@ def test_steps_with_a_judge_resume_after_kill_9(arith_policy, tmp_path):
             assert r["first_wrong"] == s["first_wrong"]
     finally:
         srv.shutdown()
+
+
+def test_steps_on_an_hf_gsm8k_run(arith_policy, shared_data, tmp_path):
+    """GSM8K through the same path: symbolic verdicts for every sample, exact refused at the door."""
+    out = tmp_path / "r"
+    base = ["eval", "--model", str(arith_policy), "--backend", "hf", "--tasks", "gsm8k", "--limit", "6"]
+    base += ["--data-dir", str(shared_data), "--prompt", "arith-step", "--max-tokens", "48", "--out", str(out)]
+    res = runner.invoke(app, [*base, "--locate", "exact"])
+    assert res.exit_code == 2 and "only arith has" in res.output
+    res = runner.invoke(app, [*base, "--locate", "symbolic"])
+    assert res.exit_code == 0, res.output
+    (run,) = [d for d in out.iterdir() if (d / "run.json").is_file()]
+    summary = json.loads(next((run / "steps").glob("symbolic-*/summary.json")).read_text())
+    assert summary["metrics"]["counts"]["solutions"] == 6
+    rows = read_log(next((run / "steps").glob("symbolic-*/verdicts.jsonl")))
+    samples = {(s["problem_id"], s["sample_idx"]): s for s in RunDir(run).read_samples()}
+    for r in rows:  # each verdict is the locator's on that sample's own steps
+        assert r["verdicts"] == symbolic.verdicts(list(samples[(r["problem_id"], r["sample_idx"])]["steps"])).verdicts
