@@ -50,7 +50,8 @@ def run_locator(runs: list[Any], spec: Any, chunk_size: int = 64) -> list[Any]:
                 chunk_size=chunk_size,
                 progress=lambda done, total, t=tid: bar.update(t, completed=done, total=total),
             )
-            bar.update(tid, completed=len(run.read_samples()) if res.judged == 0 else None)
+            n = res.reused + res.judged  # every sample of the run has its verdicts now
+            bar.update(tid, completed=n, total=n)
             out.append(res)
             if res.reused and res.judged:
                 note(f"{run.path}: {res.reused} samples had verdicts from an earlier call; judged {res.judged} more")
