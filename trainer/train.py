@@ -25,6 +25,8 @@ from stepdpo_bench.contracts import TRAIN_TAG as TAG  # read by `eval` to tag th
 from .data import Encoded, encode, load_pairs
 from .loss import dpo_loss
 
+REFERENCE = "reference_logps.json"  # the precomputed reference: [chosen, rejected] summed log-probs per encoded pair
+
 
 @dataclass
 class TrainConfig:
@@ -283,6 +285,8 @@ def train(cfg: TrainConfig, log: Any = print) -> Path:
         ref = _reference_logps(acc, model, items, pad, cfg.batch_size, bool(cfg.lora_r), say)
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
+        if cfg.reference == "precompute":  # auditable: which model the margins are measured against, per pair
+            (out / REFERENCE).write_text(json.dumps({"model": cfg.model, "logps": ref.tolist()}))
         (out / CONFIG).write_text(
             json.dumps({**asdict(cfg), "data_sha256": data_sha, "pairs": len(encoded), "dropped": dropped}, indent=1)
         )

@@ -13,7 +13,16 @@ from .common import app, fail, note, say
 def train(
     method: str = typer.Option(None, "--method", help="step-dpo | dpo (required, here or in --config)."),
     model: str = typer.Option(None, "--model", help="Base checkpoint (directory, LoRA adapter or Hub id)."),
-    data: str = typer.Option(None, "--data", help="Pairs JSONL/JSON (Math-Step-DPO-10K fields) or a Hub dataset id."),
+    data: str = typer.Option(
+        None,
+        "--data",
+        help="Pairs JSONL/JSON (Math-Step-DPO-10K fields) or a Hub dataset id; A,B,C: one file per sDPO stage.",
+    ),
+    stages: int = typer.Option(
+        None,
+        "--stages",
+        help="sDPO: cut --data into N stages in file order; each starts from and is referenced to the previous one.",
+    ),
     out: Path = typer.Option(None, "--out", help="Output checkpoint directory (resumes if it has checkpoints)."),
     config: Path = typer.Option(
         None,
@@ -76,7 +85,12 @@ def train(
             seed=seed,
             dtype=dtype,
         )
-        path = do_train(cfg, log=note)
+        if stages is not None or "," in cfg.data:
+            from trainer.stages import train_stages
+
+            path = train_stages(cfg, stages, log=note)
+        else:
+            path = do_train(cfg, log=note)
     except (PairsError, SamplerError, ValueError, OSError) as exc:
         fail(str(exc))
     say(f"checkpoint written to {path}; evaluate it with: stepdpo-bench eval --model {path}")
