@@ -80,3 +80,19 @@ def arith_policy(tmp_path_factory) -> Path:
     from trainer.demo import SMOKE, DemoConfig, build_policy
 
     return build_policy(DemoConfig(out=str(tmp_path_factory.mktemp("policy")), **SMOKE), Console(stderr=True))
+
+
+# a policy that is right about half the time: SCDPO corrupts correct solutions, so it needs true ones
+GOOD = dict(sft_steps=900, sft_target_loss=0.1, sft_cooldown=50)
+
+
+@pytest.fixture(scope="session")
+def arith_policy_good(tmp_path_factory) -> Path:
+    """The smoke-size model trained by loss to a level where many of its solutions are truly right."""
+    pytest.importorskip("transformers")
+    from rich.console import Console
+
+    from trainer.demo import SMOKE, DemoConfig, build_policy
+
+    cfg = DemoConfig(out=str(tmp_path_factory.mktemp("policy-good")), **{**SMOKE, **GOOD})
+    return build_policy(cfg, Console(stderr=True))

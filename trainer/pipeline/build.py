@@ -20,6 +20,7 @@ import json
 from typing import Any
 
 from stepdpo_bench.runs import atomic_write_text
+from stepdpo_bench.steps import split_steps
 
 from .contamination import build_index, guard_tasks
 from .context import Pipeline, initial_text
@@ -34,7 +35,8 @@ def _jsonl(rows: list[dict[str, Any]]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
 
 
-def build(pipe: Pipeline) -> dict[str, Any]:
+def _located_rows(pipe: Pipeline) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Step-DPO pairs from located, rectified errors, and DPO pairs (whole solutions) for the same errors."""
     c = pipe.cfg
     sols = pipe.solutions()
     by_key = {s.key: s for s in sols}
@@ -88,6 +90,69 @@ def build(pipe: Pipeline) -> dict[str, Any]:
                     "policy": c.model,
                 }
             )
+    return step_rows, dpo_rows
+
+
+def _controlled_rows(pipe: Pipeline) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """SCDPO pairs from each controlled error and the correct solution it was made from.
+
+    - Step-DPO rows: the shared steps before the first difference as ``initial_reason_steps``, the correct and the
+      corrupted step there as ``chosen`` / ``rejected``.
+    - DPO rows, SCDPO as the paper trains it: the steps before the controlled step ``k`` as
+      ``initial_reason_steps`` and the two whole continuations from it (to the answer) as ``chosen`` /
+      ``rejected``.  Whole-solution DPO on the two solutions gives the same loss, since the shared prefix's
+      log-probs cancel in the margin.
+    Provenance: ``control_step`` (k), ``error_step`` (the first differing step, 0-based), ``temperature``.
+    """
+    from .control import controlled_errors
+
+    c = pipe.cfg
+    sols = {s.key: s for s in pipe.solutions()}
+    step_rows: list[dict[str, Any]] = []
+    dpo_rows: list[dict[str, Any]] = []
+    for x in controlled_errors(pipe):
+        sol, prob = sols.get(x["solution"]), pipe.problems.get(x["problem_id"])
+        if sol is None or prob is None:
+            continue
+        d, k, bad = x["found"]["error_step"], x["control_step"], x["found"]["steps"]
+        common = {
+            "dataset": pipe.task.name,
+            "prompt": prob.question,
+            "answer": prob.gold,
+            "problem_id": prob.id,
+            "sample_idx": sol.sample_idx,
+            "mining": "step-controlled",
+            "control_step": k,
+            "error_step": d,
+            "temperature": x["temperature"],
+            "policy": c.model,
+        }
+        step_rows.append(
+            {
+                "initial_reason_steps": initial_text(sol.steps[:d]),
+                "chosen": sol.steps[d],
+                "rejected": bad[d],
+                "full_chosen": "\n".join(sol.steps[d:]),
+                "full_rejected": "\n".join(bad[d:]),
+                **common,
+                "step_index": d,
+            }
+        )
+        dpo_rows.append(
+            {
+                "initial_reason_steps": initial_text(sol.steps[:k]),
+                "chosen": "\n".join(sol.steps[k:]),
+                "rejected": "\n".join(bad[k:]),
+                **common,
+                "chosen_source": "collected",
+            }
+        )
+    return step_rows, dpo_rows
+
+
+def build(pipe: Pipeline) -> dict[str, Any]:
+    c = pipe.cfg
+    step_rows, dpo_rows = _controlled_rows(pipe) if c.mining == "step-controlled" else _located_rows(pipe)
     guard = guard_tasks(c.task, c.contamination)
     kept_s, kept_d, dropped, warnings = step_rows, dpo_rows, [], []
     if guard:
@@ -106,10 +171,25 @@ def build(pipe: Pipeline) -> dict[str, Any]:
     atomic_write_text(pipe.dir / STEP_PAIRS, _jsonl(kept_s))
     atomic_write_text(pipe.dir / DPO_PAIRS, _jsonl(kept_d))
     atomic_write_text(pipe.dir / CONTAMINATED, _jsonl(dropped))
-    return {
+    counts: dict[str, Any] = {
         "step-dpo pairs": len(kept_s),
         "dpo pairs": len(kept_d),
         "problems with pairs": len({r["problem_id"] for r in kept_s}),
         "problems dropped (contamination)": len(dropped),
         "dpo chosen from the policy's own correct solutions": sum(r["chosen_source"] == "collected" for r in kept_d),
     }
+    if c.mining == "step-controlled" and pipe.task.name == "arith" and kept_s:
+        counts["purity (arith: first wrong step = error_step)"] = f"{100 * purity(pipe, kept_s):.1f}%"
+    return counts
+
+
+def purity(pipe: Pipeline, rows: list[dict[str, Any]]) -> float:
+    """Share of Step-DPO rows whose rejected solution's true first wrong step (arith's generator truth) is the
+    row's ``step_index``: that the rejected step is the error, and the steps before it are right."""
+    from stepdpo_bench.tasks.arith import first_wrong_step
+
+    hits = 0
+    for r in rows:
+        steps = split_steps(r["initial_reason_steps"] + r["full_rejected"])
+        hits += first_wrong_step(pipe.problems[r["problem_id"]], steps) == r["step_index"]
+    return hits / len(rows)

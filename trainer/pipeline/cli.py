@@ -10,7 +10,9 @@ import typer
 from rich.console import Console
 
 pairs_app = typer.Typer(
-    help="Build Step-DPO (and DPO) pairs from your own model: collect, locate, rectify, build.", no_args_is_help=True
+    help="Build Step-DPO (and DPO) pairs from your own model: collect, locate, rectify, build "
+    "(or, step-controlled: collect, control, build).",
+    no_args_is_help=True,
 )
 console = Console()
 err = Console(stderr=True)
@@ -27,7 +29,7 @@ def _fail(msg: str) -> None:
 
 
 def _run(
-    stages: tuple[str, ...], config: Path | None, out: Path | None, model: str | None, sets: list[str] | None
+    stages: tuple[str, ...] | None, config: Path | None, out: Path | None, model: str | None, sets: list[str] | None
 ) -> None:
     from stepdpo_bench.runs import RunError
     from stepdpo_bench.samplers import SamplerError
@@ -36,7 +38,7 @@ def _run(
 
     from .config import PipelineError, load_config
     from .context import Pipeline
-    from .run import print_funnel, run_stages
+    from .run import print_funnel, run_stages, stages_for
 
     overrides: dict[str, Any] = {"out": str(out) if out else None, "model": model}
     for s in sets or []:
@@ -46,7 +48,7 @@ def _run(
         overrides[k.strip()] = v.strip()
     try:
         cfg = load_config(config, overrides)
-        funnel = run_stages(Pipeline(cfg, err), stages)
+        funnel = run_stages(Pipeline(cfg, err), stages or stages_for(cfg.mining))
     except (PipelineError, TaskError, SamplerError, RunError, PairsError) as exc:
         _fail(str(exc))
     except OSError as exc:
@@ -73,6 +75,12 @@ def rectify_cmd(config: Path = CONFIG, out: Path = OUT, model: str = MODEL, sets
     _run(("rectify",), config, out, model, sets)
 
 
+@pairs_app.command("control")
+def control_cmd(config: Path = CONFIG, out: Path = OUT, model: str = MODEL, sets: list[str] = SET) -> None:
+    """Step-controlled mining (SCDPO; `mining: step-controlled`): corrupt correct solutions from a chosen step."""
+    _run(("control",), config, out, model, sets)
+
+
 @pairs_app.command("build")
 def build_cmd(config: Path = CONFIG, out: Path = OUT, model: str = MODEL, sets: list[str] = SET) -> None:
     """Stage 4: write Step-DPO pairs (Math-Step-DPO-10K format) and DPO pairs, after the contamination guard."""
@@ -81,10 +89,8 @@ def build_cmd(config: Path = CONFIG, out: Path = OUT, model: str = MODEL, sets: 
 
 @pairs_app.command("run")
 def run_cmd(config: Path = CONFIG, out: Path = OUT, model: str = MODEL, sets: list[str] = SET) -> None:
-    """All four stages in order (each resumes where it stopped); prints and saves the funnel."""
-    from .run import STAGES
-
-    _run(STAGES, config, out, model, sets)
+    """Every stage of the config's mining in order (each resumes where it stopped); prints and saves the funnel."""
+    _run(None, config, out, model, sets)
 
 
 @pairs_app.command("import")

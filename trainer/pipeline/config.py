@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 LOCATORS = ("symbolic", "rollout", "judge")
+MINING = ("located", "step-controlled")
 
 
 class PipelineError(ValueError):
@@ -52,6 +53,13 @@ class PipelineConfig:
     top_p: float = 1.0
     max_tokens: int = 512
     seed: int = 0
+    # what makes the negatives: located (locate the first wrong step of the policy's wrong solutions, rectify it)
+    # or step-controlled (SCDPO: corrupt the policy's correct solutions from a chosen step at a raised temperature)
+    mining: str = "located"
+    control_steps: str = "uniform"  # uniform: one step per correct solution, drawn uniformly; all: every step
+    control_temperatures: list[float] = field(default_factory=lambda: [1.0, 1.3, 1.6])  # tried in this order
+    control_tries: int = 4  # continuations per (solution, step) at each temperature
+    control_per_problem: int = 1  # correct solutions corrupted per problem (distinct texts)
     # locate
     locators: list[str] = field(default_factory=lambda: ["symbolic"])
     locator: str | None = None  # whose locations rectify uses; default the first of ``locators``
@@ -89,6 +97,14 @@ class PipelineConfig:
             raise PipelineError("no policy model: set `model:` in the config or pass --model")
         if not self.out:
             raise PipelineError("no pipeline directory: set `out:` in the config or pass --out")
+        if self.mining not in MINING:
+            raise PipelineError(f"mining {self.mining!r}: choose from {', '.join(MINING)}")
+        if self.control_steps not in ("uniform", "all"):
+            raise PipelineError(f"control_steps {self.control_steps!r}: choose uniform or all")
+        if not self.control_temperatures or any(t <= 0 for t in self.control_temperatures):
+            raise PipelineError("control_temperatures must be a list of temperatures above 0, e.g. 1.0,1.3,1.6")
+        if self.control_tries < 1 or self.control_per_problem < 1:
+            raise PipelineError("control_tries and control_per_problem must be at least 1")
         bad = [x for x in self.locators if x not in LOCATORS]
         if bad or not self.locators:
             raise PipelineError(f"locators: {bad or 'none given'}; choose from {', '.join(LOCATORS)}")
@@ -111,7 +127,7 @@ class PipelineConfig:
             )
         sampled = [("rectify_n", self.rectify_n), ("rollout_m", self.rollout_m if "rollout" in self.locators else 1)]
         explore = [name for name, n in sampled if n > 1]
-        if self.continuation_temperature == 0 and explore:
+        if self.continuation_temperature == 0 and explore and self.mining == "located":
             raise PipelineError(
                 f"{explore[0]} > 1 continuations at temperature 0 are all the same; "
                 "set rectify_temperature (e.g. 0.8) so rectify and rollout explore while collect stays greedy"
@@ -145,6 +161,11 @@ def _coerce(name: str, value: Any, where: str) -> Any:
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, list):
             raise PipelineError(f"{where}: {name} must be a list")
+        if "float" in kind:
+            try:
+                return [float(v) for v in value]
+            except (TypeError, ValueError):
+                raise PipelineError(f"{where}: {name} must be a list of numbers, got {value!r}") from None
         return [str(v) for v in value]
     try:
         if kind.startswith("int"):

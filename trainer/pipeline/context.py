@@ -40,6 +40,11 @@ IDENTITY_KEYS = (
     "top_p",
     "max_tokens",
     "seed",
+    # step-controlled mining: what its continuations were asked for (older directories lack these keys)
+    "control_steps",
+    "control_temperatures",
+    "control_tries",
+    "control_per_problem",
 )
 STEP_PROMPTS = {"arith": "arith-step"}
 

@@ -16,10 +16,17 @@ from rich.table import Table
 from stepdpo_bench.evaluate import progress_bar
 from stepdpo_bench.runs import atomic_write_text
 
+from .config import PipelineError
 from .context import Pipeline
 
-STAGES = ("collect", "locate", "rectify", "build")
+STAGES = ("collect", "locate", "rectify", "build")  # mining: located
+CONTROLLED_STAGES = ("collect", "control", "build")  # mining: step-controlled
+ALL_STAGES = ("collect", "locate", "rectify", "control", "build")  # the funnel's order
 FUNNEL = "funnel.json"
+
+
+def stages_for(mining: str) -> tuple[str, ...]:
+    return CONTROLLED_STAGES if mining == "step-controlled" else STAGES
 
 
 def _stage(name: str) -> Callable[..., dict[str, Any]]:
@@ -35,6 +42,10 @@ def _stage(name: str) -> Callable[..., dict[str, Any]]:
         from .rectify import rectify
 
         return rectify
+    if name == "control":
+        from .control import control
+
+        return control
     from .build import build
 
     return lambda pipe, progress: build(pipe)
@@ -42,6 +53,13 @@ def _stage(name: str) -> Callable[..., dict[str, Any]]:
 
 def run_stages(pipe: Pipeline, stages: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Run ``stages`` in order on one pipeline (one policy sampler for all) and return the whole funnel."""
+    own = stages_for(pipe.cfg.mining)
+    wrong = [s for s in stages if s not in own]
+    if wrong:
+        raise PipelineError(
+            f"stage {wrong[0]!r} is not part of mining {pipe.cfg.mining!r} (its stages: {', '.join(own)}); "
+            "run those, or set mining"
+        )
     pipe.check_identity()
     path = pipe.dir / FUNNEL
     funnel: dict[str, dict[str, Any]] = json.loads(path.read_text()) if path.is_file() else {}
@@ -50,7 +68,7 @@ def run_stages(pipe: Pipeline, stages: Sequence[str]) -> dict[str, dict[str, Any
             with progress_bar(pipe.console) as progress:
                 counts = _stage(name)(pipe, progress)
             funnel[name] = counts
-            atomic_write_text(path, json.dumps({k: funnel[k] for k in STAGES if k in funnel}, indent=1))
+            atomic_write_text(path, json.dumps({k: funnel[k] for k in ALL_STAGES if k in funnel}, indent=1))
     finally:
         pipe.close()
     return funnel
@@ -61,7 +79,7 @@ def funnel_table(funnel: dict[str, dict[str, Any]], title: str = "Step-DPO pipel
     t.add_column("stage")
     t.add_column("count", overflow="fold")
     t.add_column("n", justify="right")
-    for stage in STAGES:
+    for stage in ALL_STAGES:
         for i, (label, n) in enumerate((funnel.get(stage) or {}).items()):
             t.add_row(stage if i == 0 else "", label, f"{n:,}" if isinstance(n, int) else str(n))
     return t
