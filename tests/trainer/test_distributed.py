@@ -178,3 +178,28 @@ def test_lora_with_the_policy_as_reference_trains_and_saves_merged(tiny_ckpt, pa
     _same_curve(_log(one), log, 1e-3)
     ev = runner.invoke(app, [*_eval_args(out), "--results", str(tmp_path / "r")])
     assert ev.exit_code == 0, ev.output
+
+
+def test_sdpo_stages_under_several_processes_follow_one_process(tiny_ckpt, pairs, tmp_path):
+    """``train --stages 2`` launched on N processes: every rank cuts the same stages, stage 2 starts from and is
+    referenced to stage 1's model, and both stages follow the curves of one process with the same global batch."""
+    global_batch = 8
+    if global_batch % PROCS:
+        pytest.skip(f"global batch {global_batch} does not split over {PROCS} processes")
+    one, many = tmp_path / "one", tmp_path / "many"
+    args = ("--stages", "2", "--max-steps", "3")
+    res = runner.invoke(app, _train_args(tiny_ckpt, pairs, one, *args, "--batch-size", str(global_batch)))
+    assert res.exit_code == 0, res.output
+    run_launched(_train_args(tiny_ckpt, pairs, many, *args, "--batch-size", str(global_batch // PROCS)))
+    tag = json.loads((many / "stepdpo_train.json").read_text())
+    assert [s["model"] for s in tag["stages"]] == [str(tiny_ckpt), str(many / "stages" / "stage-1")]
+    assert tag["processes"] == PROCS
+    for d, tol in (("stages/stage-1", 1e-3), (".", 3e-3)):  # stage 2 starts from stage 1's float drift
+        _same_curve(_log(one / d), _log(many / d), tol)
+        first = _log(many / d)[0]  # each stage's policy starts as its reference
+        assert abs(first["rewards/margins"]) < 1e-4
+    ref = json.loads((many / "reference_logps.json").read_text())
+    assert ref["model"] == str(many / "stages" / "stage-1")
+    flat = lambda rows: [x for r in rows for x in r]  # noqa: E731
+    want = flat(json.loads((one / "reference_logps.json").read_text())["logps"])
+    assert flat(ref["logps"]) == pytest.approx(want, rel=5e-4)  # stage 1's model, up to the runs' float drift
