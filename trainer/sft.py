@@ -36,6 +36,14 @@ class SFTConfig:
     weight_decay: float = 0.01
     seed: int = 0
     log_every: int = 10
+    # stop by loss instead of by step count: hold the learning rate after warmup until the running mean of the
+    # training loss reaches ``target_loss`` (``steps`` becomes a cap), then decay it linearly to 0 over
+    # ``cooldown`` steps.  A fixed step count ends each seed wherever its learning happens to be (seeds that learn
+    # slower end far worse, and a last-bit difference in a reduction can move a run across that edge); ending
+    # at a loss ends every run at the same point of learning.
+    target_loss: float | None = None
+    cooldown: int = 100
+    ema: float = 0.95  # the running mean's decay (about 20 steps)
 
 
 def sft_examples(problems: Sequence[Problem], prompt: str, tokenizer: Any) -> list[tuple[list[int], list[int]]]:
@@ -66,14 +74,21 @@ def sft(cfg: SFTConfig, problems: Sequence[Problem], log: Callable[[dict[str, An
     data = sft_examples(problems, cfg.prompt, tok)
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = get_cosine_schedule_with_warmup(opt, cfg.warmup, cfg.steps)
+    plan = _Plan(cfg)
+    sched = (
+        get_cosine_schedule_with_warmup(opt, cfg.warmup, cfg.steps)
+        if cfg.target_loss is None
+        else torch.optim.lr_scheduler.LambdaLR(opt, plan.factor)
+    )
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / LOG).unlink(missing_ok=True)
     model.train()
     t0 = time.perf_counter()
     order: list[int] = []
-    for step in range(1, cfg.steps + 1):
+    step = 0
+    while step < plan.last:
+        step += 1
         if len(order) < cfg.batch_size:
             fresh = list(range(len(data)))
             rng.shuffle(fresh)
@@ -93,12 +108,14 @@ def sft(cfg: SFTConfig, problems: Sequence[Problem], log: Callable[[dict[str, An
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        plan.observe(step, loss.item())  # before the scheduler asks for the next step's rate
         sched.step()
         opt.zero_grad()
-        if step % cfg.log_every == 0 or step == cfg.steps:
+        if step % cfg.log_every == 0 or step == plan.last:
             line = {
                 "step": step,
                 "loss": loss.item(),
+                "loss_ema": plan.mean,
                 "lr": sched.get_last_lr()[0],
                 "steps_per_s": step / max(time.perf_counter() - t0, 1e-9),
             }
@@ -110,6 +127,43 @@ def sft(cfg: SFTConfig, problems: Sequence[Problem], log: Callable[[dict[str, An
             raise ValueError(f"SFT diverged at step {step} (loss {loss.item()}); lower the learning rate")
     model.save_pretrained(out)
     tok.save_pretrained(out)
-    tag = {"method": "sft", "base_model": cfg.model, "steps": cfg.steps, "examples": len(data), **asdict(cfg)}
+    tag = {
+        "method": "sft",
+        "base_model": cfg.model,
+        **asdict(cfg),
+        "steps": step,
+        "steps_cap": cfg.steps,
+        "examples": len(data),
+        "target_reached_at": plan.stop_at,
+    }
     (out / TAG).write_text(json.dumps(tag, indent=1))
     return out
+
+
+class _Plan:
+    """The learning-rate plan of a loss-targeted run: warmup, hold until the running loss reaches the target (or
+    the cap leaves only the cooldown), then a linear cooldown to 0.  ``last`` is the final step once known."""
+
+    def __init__(self, cfg: SFTConfig) -> None:
+        self.cfg = cfg
+        self.mean: float | None = None
+        self.stop_at: int | None = None
+        self.last = cfg.steps
+
+    def observe(self, step: int, loss: float) -> None:
+        c = self.cfg
+        self.mean = loss if self.mean is None else c.ema * self.mean + (1 - c.ema) * loss
+        if c.target_loss is None or self.stop_at is not None:
+            return
+        if (step > c.warmup and self.mean <= c.target_loss) or step >= c.steps - c.cooldown:
+            self.stop_at = step
+            self.last = step + c.cooldown
+
+    def factor(self, step: int) -> float:
+        """LambdaLR's multiplier for the step about to run (``step`` optimizer steps done)."""
+        c = self.cfg
+        if step < c.warmup:
+            return (step + 1) / c.warmup
+        if self.stop_at is None:
+            return 1.0
+        return max(0.0, 1 - (step - self.stop_at) / c.cooldown)
