@@ -34,7 +34,8 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass
+from collections import Counter
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,23 +57,29 @@ STEPS = (20, 40, 80)
 VALIDATION = range(1500, 2000)  # arith train problems: after the greedy mining range, before the SFT range
 SCALE: dict[str, Any] = {"demo": {}, "batch": 16, "test": 500}  # --smoke: the demo's smoke sizes, to try the script
 SIGMOID = {"loss_type": "sigmoid", "beta": 0.5, "rpo_alpha": 1.0}
+DPOP = {"loss_type": "dpop", "beta": 0.5, "dpop_lambda": 5.0}
 
 
 @dataclass(frozen=True)
 class Arm:
     name: str
-    data: str  # step | greedy | dpo | gold | gold-greedy (a key of prepare()'s files)
+    data: str  # step | greedy | dpo | gold | gold-greedy | controlled-step | controlled-dpo (prepare()'s files)
     method: str
     loss: dict[str, Any]
+    stages: int = 1  # sDPO: the data in stages, each from and referenced to the previous stage (steps split evenly)
 
 
 ARMS = (
     Arm("step-dpo", "step", "step-dpo", SIGMOID),
-    Arm("step-dpo-dpop", "step", "step-dpo", {"loss_type": "dpop", "beta": 0.5, "dpop_lambda": 5.0}),
+    Arm("step-dpo-dpop", "step", "step-dpo", DPOP),
     Arm("step-dpo-greedy", "greedy", "step-dpo", SIGMOID),
     Arm("dpo", "dpo", "dpo", SIGMOID),
     Arm("nll-step", "step", "step-dpo", {"loss_type": "nll", "reference": "none"}),
     Arm("sft-gold", "gold", "dpo", {"loss_type": "nll", "reference": "none"}),
+    # the step-wise family beside Step-DPO (issue 27)
+    Arm("scdpo", "controlled-dpo", "dpo", SIGMOID),  # SCDPO as the paper trains it: shared prefix, whole solutions
+    Arm("scdpo-step", "controlled-step", "step-dpo", SIGMOID),  # the same pairs cut to the first differing step
+    Arm("sdpo", "step", "step-dpo", DPOP, stages=2),  # the Step-DPO pairs in two stages (sDPO)
 )
 
 
@@ -82,7 +89,7 @@ def prepare(out: Path, seed: int) -> tuple[DemoConfig, Path, dict[str, Path]]:
     sd = Path(cfg.out)
     t0 = time.perf_counter()
     sft_dir = build_policy(cfg, console)
-    for mining in ("sampled", "greedy"):
+    for mining in ("sampled", "greedy", "controlled"):
         funnel = pairs_dir(cfg, mining) / "funnel.json"
         if not funnel.is_file() or "build" not in json.loads(funnel.read_text()):
             console.rule(f"seed {seed}: {mining} mining")
@@ -93,6 +100,8 @@ def prepare(out: Path, seed: int) -> tuple[DemoConfig, Path, dict[str, Path]]:
         "greedy": sd / "pairs-greedy" / "step_dpo_pairs.jsonl",
         "gold": sd / "gold_pairs.jsonl",
         "gold-greedy": sd / "gold_pairs_greedy.jsonl",
+        "controlled-step": sd / "pairs-controlled" / "step_dpo_pairs.jsonl",
+        "controlled-dpo": sd / "pairs-controlled" / "dpo_pairs.jsonl",
     }
     for src, dst in (("step", "gold"), ("greedy", "gold-greedy")):
         if not files[dst].is_file():
@@ -137,6 +146,10 @@ def train_arm(arm: Arm, sft_dir: Path, data: Path, out: Path, lr: float, steps: 
         log_steps=1000,
         **arm.loss,
     )
+    if arm.stages > 1:
+        from trainer.stages import train_stages
+
+        return train_stages(replace(tc, max_steps=max(1, steps // arm.stages)), arm.stages, log=lambda m: None)
     return train(tc, log=lambda m: None)
 
 
@@ -335,6 +348,22 @@ def pair_report(out: Path, seed: int) -> dict[str, Any]:
         if name == "pairs":
             rep["filters"] = ref_filter(sd / "sft", pairs, pure, on_solved)
     rep["greedy_train_acc"] = float(np.mean(list(greedy_ok.values())))
+    ctl = [json.loads(x) for x in (sd / "pairs-controlled" / "step_dpo_pairs.jsonl").read_text().splitlines()]
+    from stepdpo_bench.steps import split_steps
+
+    pure_c = [
+        arith.first_wrong_step(problems[p["problem_id"]], split_steps(p["initial_reason_steps"] + p["full_rejected"]))
+        == p["step_index"]
+        for p in ctl
+    ]
+    rep["pairs-controlled"] = {
+        "pairs": len(ctl),
+        "problems": len({p["problem_id"] for p in ctl}),
+        "purity": float(np.mean(pure_c)) if ctl else None,
+        "at_controlled_step": float(np.mean([p["error_step"] == p["control_step"] for p in ctl])) if ctl else None,
+        "on_greedy_solved": float(np.mean([greedy_ok.get(p["problem_id"], False) for p in ctl])) if ctl else None,
+        "temperatures": dict(sorted(Counter(str(x["temperature"]) for x in ctl).items())),
+    }
     return rep
 
 
@@ -465,6 +494,10 @@ def report(
                 ("sft-gold", "step-dpo"),
                 ("step-dpo", "step-dpo-greedy"),
                 ("step-dpo", "step-dpo-dpop"),
+                ("dpo", "scdpo"),
+                ("step-dpo", "scdpo-step"),
+                ("scdpo", "scdpo-step"),
+                ("step-dpo-dpop", "sdpo"),
                 *((f"{c}@{best}", best) for c in CONTROLS),
             )
             if a in names and b in names
@@ -506,6 +539,22 @@ def report(
         )
     lines += [
         "",
+        "Step-controlled (SCDPO) pairs: purity against arith.first_wrong_step, share whose error is at the controlled "
+        "step, share on greedy-solved problems, pairs per temperature:",
+        "",
+        "| seed | pairs | problems | purity | at the controlled step | on greedy-solved | by temperature |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for s, r in pairs.items():
+        c = r["pairs-controlled"]
+        lines.append(
+            f"| {s} | {c['pairs']} | {c['problems']} | {100 * (c['purity'] or 0):.1f} | "
+            f"{100 * (c['at_controlled_step'] or 0):.1f} | {100 * (c['on_greedy_solved'] or 0):.1f} | "
+            + ", ".join(f"{t}: {n}" for t, n in c["temperatures"].items())
+            + " |"
+        )
+    lines += [
+        "",
         "Reference log-prob filter on the sampled pairs (keep: log p(rejected) >= log p(chosen) - margin, SFT model):",
         "",
         "| seed | "
@@ -527,12 +576,15 @@ def report(
 
 
 def main() -> None:
+    global LRS, STEPS, VALIDATION
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("results/demo-bench"))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--sweep-seed", type=int, default=0)
     ap.add_argument("--arms", nargs="+", default=[a.name for a in ARMS], choices=[a.name for a in ARMS])
     ap.add_argument("--temperatures", type=float, nargs="+", default=[0.0, 0.8])
+    ap.add_argument("--lrs", type=float, nargs="+", default=list(LRS), help="the sweep's learning rates")
+    ap.add_argument("--steps", type=int, nargs="+", default=list(STEPS), help="the sweep's step budgets")
     ap.add_argument("--threads", type=int, default=DemoConfig.threads)
     ap.add_argument(
         "--stress",
@@ -546,11 +598,12 @@ def main() -> None:
     ap.add_argument("--smoke", action="store_true", help="toy sizes end to end (a couple of minutes): tries the script")
     args = ap.parse_args()
     if args.smoke:
-        global LRS, STEPS, VALIDATION
         from trainer.demo import SMOKE
 
         LRS, STEPS, VALIDATION = (1e-4, 1e-3), (2, 4), range(1500, 1520)
         SCALE.update(demo={**SMOKE, "greedy_problems": 24}, batch=4, test=20)
+    if not args.smoke:
+        LRS, STEPS = tuple(args.lrs), tuple(args.steps)
     arms = tuple(a for a in ARMS if a.name in args.arms)
     args.out.mkdir(parents=True, exist_ok=True)
     temps = tuple(args.temperatures)

@@ -38,7 +38,9 @@ class Recipe:
     beta: float = 0.5
     rpo_alpha: float = 0.0
     dpop_lambda: float = 50.0
-    mining: str = "sampled"  # which pairs: sampled (temperature 0.8, k 4) or greedy (the policy's own errors)
+    mining: str = "sampled"  # which pairs: sampled (temperature 0.8, k 4), greedy (the policy's own errors) or
+    # controlled (SCDPO: the policy's correct solutions corrupted from a chosen step)
+    stages: int = 1  # sDPO: the pairs in this many stages, each from and referenced to the previous stage's model
 
 
 @dataclass
@@ -46,14 +48,18 @@ class DemoConfig:
     out: str = "results/demo"
     seed: int = 0
     # model
-    hidden: int = 128
+    hidden: int = 64
     layers: int = 4
-    heads: int = 4
+    heads: int = 2
     vocab: int = 300
-    # SFT on arith train problems [sft_from, sft_from + sft_problems)
-    sft_steps: int = 700
+    # SFT on arith train problems [sft_from, sft_from + sft_problems): constant lr after warmup until the running
+    # training loss reaches sft_target_loss, then a linear cooldown (sft_steps caps it); None: a cosine schedule
+    # over exactly sft_steps.  Ending by loss ends every seed at the same point of learning (docs/demo.md).
+    sft_steps: int = 2000
     sft_batch: int = 32
     sft_lr: float = 3e-3
+    sft_target_loss: float | None = 0.04
+    sft_cooldown: int = 100
     sft_from: int = 2000
     sft_problems: int = 3000
     # pipeline on arith train problems [0, pipeline_problems): k solutions each at temperature 0.8 ("sampled"),
@@ -68,8 +74,16 @@ class DemoConfig:
     verify_chosen: bool = True  # smoke: off, its model reaches answers only by luck
     # preference training: each method's recipe as bench/demo.py selected it on a validation slice of arith train
     # (docs/demo.md); batch shared
-    dpo: Recipe = field(default_factory=lambda: Recipe(steps=20, lr=1e-5, rpo_alpha=1.0))
+    dpo: Recipe = field(default_factory=lambda: Recipe(steps=80, lr=1e-5, rpo_alpha=1.0))
     step_dpo: Recipe = field(default_factory=lambda: Recipe(steps=80, lr=1e-5, loss_type="dpop", dpop_lambda=5.0))
+    scdpo: Recipe = field(default_factory=lambda: Recipe(steps=20, lr=1e-5, rpo_alpha=1.0, mining="controlled"))
+    sdpo: Recipe = field(
+        default_factory=lambda: Recipe(steps=10, lr=1e-5, loss_type="dpop", dpop_lambda=5.0, stages=2)
+    )  # steps per stage
+    # step-controlled mining (SCDPO): each correct solution corrupted from one step drawn uniformly, temperatures
+    # tried lowest first, control_tries continuations each
+    control_temperatures: tuple[float, ...] = (1.0, 1.3, 1.6)
+    control_tries: int = 4
     pref_batch: int = 16
     # reproducibility: the same seed gives the same numbers on a machine (fixed thread count, deterministic kernels)
     threads: int = 2
@@ -79,7 +93,16 @@ class DemoConfig:
     gsm8k_problems: int = 20
 
     def recipe(self, method: str) -> Recipe:
-        return self.step_dpo if method == "step-dpo" else self.dpo
+        return {"dpo": self.dpo, "step-dpo": self.step_dpo, "scdpo": self.scdpo, "sdpo": self.sdpo}[method]
+
+
+# the demo's methods: (the trainer's method, which pairs file)
+METHODS = {
+    "dpo": ("dpo", "dpo_pairs.jsonl"),  # whole solutions
+    "step-dpo": ("step-dpo", "step_dpo_pairs.jsonl"),
+    "scdpo": ("dpo", "dpo_pairs.jsonl"),  # step-controlled pairs: shared prefix, whole continuations (the paper's)
+    "sdpo": ("step-dpo", "step_dpo_pairs.jsonl"),  # Step-DPO pairs in stages
+}
 
 
 SMOKE = dict(
@@ -87,6 +110,7 @@ SMOKE = dict(
     layers=2,
     heads=2,
     sft_steps=300,
+    sft_target_loss=None,
     sft_batch=16,
     sft_problems=1000,
     pipeline_problems=16,
@@ -141,6 +165,8 @@ def build_policy(cfg: DemoConfig, console: Console) -> Path:
                 steps=cfg.sft_steps,
                 batch_size=cfg.sft_batch,
                 lr=cfg.sft_lr,
+                target_loss=cfg.sft_target_loss,
+                cooldown=cfg.sft_cooldown,
                 seed=cfg.seed,
                 log_every=5,
             ),
@@ -148,6 +174,33 @@ def build_policy(cfg: DemoConfig, console: Console) -> Path:
             log=lambda x: bar.update(tid, completed=x["step"], loss=f"loss {x['loss']:.3f}"),
         )
     return sft_dir
+
+
+def greedy_accuracy(model: Path, ids: list[str] | None, limit: int | None = None) -> float:
+    """Greedy accuracy of ``model`` on arith train problems ``ids`` (or the first ``limit`` test problems when
+    ``ids`` is None), through the harness (runs under ``MODEL/eval``, reused when finished)."""
+    import numpy as np
+
+    from stepdpo_bench.compare import per_problem
+    from stepdpo_bench.evaluate import EvalRequest, evaluate
+    from stepdpo_bench.samplers import SamplingParams, make_sampler
+
+    req = EvalRequest(
+        model=str(model),
+        task="arith",
+        split="test" if ids is None else "train",
+        limit=limit if ids is None else None,
+        problem_ids=ids,
+        out_dir=Path(model) / "eval",
+        label=Path(model).name,
+        sampling=SamplingParams(max_tokens=64),
+    )
+    sampler = make_sampler("hf", str(model), batch_size=64, dtype="float32")
+    try:
+        res = evaluate(req, sampler, Console(stderr=True, quiet=True))
+    finally:
+        sampler.close()
+    return float(np.mean(list(per_problem(res.run_dir.read_samples()).values())))
 
 
 def _bar(console: Console) -> Any:
@@ -168,11 +221,13 @@ def run_pipeline(cfg: DemoConfig, sft_dir: Path, console: Console, mining: str =
     temperature 0, so every rejected step is the policy's own argmax error); rectify samples at 0.8 either way."""
     from .pipeline.config import PipelineConfig
     from .pipeline.context import Pipeline
-    from .pipeline.run import STAGES, print_funnel, run_stages
+    from .pipeline.run import print_funnel, run_stages, stages_for
 
-    if mining not in ("sampled", "greedy"):
-        raise ValueError(f"mining {mining!r}: choose sampled or greedy")
+    if mining not in ("sampled", "greedy", "controlled"):
+        raise ValueError(f"mining {mining!r}: choose sampled, greedy or controlled")
     greedy = mining == "greedy"
+    if mining == "controlled":
+        _share_collect(pairs_dir(cfg, "sampled"), pairs_dir(cfg, mining))
     pc = PipelineConfig(
         model=str(sft_dir),
         out=str(pairs_dir(cfg, mining)),
@@ -191,14 +246,29 @@ def run_pipeline(cfg: DemoConfig, sft_dir: Path, console: Console, mining: str =
         compare_limit=cfg.rollout_solutions,
         pairs_per_error=cfg.pairs_per_error,
         contamination=["arith"],
+        mining="step-controlled" if mining == "controlled" else "located",
+        control_temperatures=list(cfg.control_temperatures),
+        control_tries=cfg.control_tries,
     ).validate()
-    funnel = run_stages(Pipeline(pc, console), STAGES)
+    funnel = run_stages(Pipeline(pc, console), stages_for(pc.mining))
     print_funnel(funnel, console)
     return funnel
 
 
 def pairs_dir(cfg: DemoConfig, mining: str) -> Path:
-    return Path(cfg.out) / ("pairs" if mining == "sampled" else "pairs-greedy")
+    return Path(cfg.out) / {"sampled": "pairs", "greedy": "pairs-greedy", "controlled": "pairs-controlled"}[mining]
+
+
+def _share_collect(src: Path, dst: Path) -> None:
+    """Step-controlled mining starts from the same collected solutions as the sampled pipeline (same policy,
+    problems and sampling): copy that finished run instead of sampling it again; collect then finds it done."""
+    import shutil
+
+    ptr = src / "collect.json"
+    if (dst / "collect.json").is_file() or not ptr.is_file():
+        return
+    run_id = json.loads(ptr.read_text())["run_id"]
+    shutil.copytree(src / "collect" / run_id, dst / "collect" / run_id, dirs_exist_ok=True)
 
 
 def train_pair(cfg: DemoConfig, method: str, sft_dir: Path, console: Console) -> Path:
@@ -209,9 +279,10 @@ def train_pair(cfg: DemoConfig, method: str, sft_dir: Path, console: Console) ->
         console.print(f"{method}: reusing {out}", highlight=False)
         return out
     r = cfg.recipe(method)
-    data = pairs_dir(cfg, r.mining) / ("step_dpo_pairs.jsonl" if method == "step-dpo" else "dpo_pairs.jsonl")
+    kind, name = METHODS[method]
+    data = pairs_dir(cfg, r.mining) / name
     tc = TrainConfig(
-        method=method,
+        method=kind,
         model=str(sft_dir),
         data=str(data),
         out=str(out),
@@ -228,12 +299,18 @@ def train_pair(cfg: DemoConfig, method: str, sft_dir: Path, console: Console) ->
         seed=cfg.seed,
         save_steps=20,
     )
+    staged = f" per stage x {r.stages} stages" if r.stages > 1 else ""
     console.print(
-        f"training {method} from the SFT model ({r.steps} steps, batch {cfg.pref_batch}, lr {r.lr:g}, "
+        f"training {method} from the SFT model ({r.steps} steps{staged}, batch {cfg.pref_batch}, lr {r.lr:g}, "
         f"{r.loss_type} beta {r.beta:g}, {r.mining} pairs)",
         highlight=False,
     )
-    return train(tc, log=lambda m: console.print(f"  {m}", highlight=False, markup=False))
+    say = lambda m: console.print(f"  {m}", highlight=False, markup=False)  # noqa: E731
+    if r.stages > 1:
+        from .stages import train_stages
+
+        return train_stages(tc, r.stages, log=say)
+    return train(tc, log=say)
 
 
 def evaluate_all(cfg: DemoConfig, models: dict[str, Path], console: Console) -> dict[str, dict[str, Any]]:
@@ -276,6 +353,17 @@ def evaluate_all(cfg: DemoConfig, models: dict[str, Path], console: Console) -> 
     return runs
 
 
+COMPARISONS = (
+    ("sft", "dpo"),
+    ("sft", "step-dpo"),
+    ("sft", "scdpo"),
+    ("sft", "sdpo"),
+    ("dpo", "step-dpo"),
+    ("step-dpo", "scdpo"),
+    ("step-dpo", "sdpo"),
+)
+
+
 def compare_table(runs: dict[str, dict[str, Any]]) -> tuple[Table, list[dict[str, Any]]]:
     from stepdpo_bench.compare import paired, per_problem
 
@@ -284,7 +372,7 @@ def compare_table(runs: dict[str, dict[str, Any]]) -> tuple[Table, list[dict[str
         t.add_column(h, justify="left" if h in ("baseline", "candidate") else "right")
     rows = []
     scores = {k.split("/")[0]: per_problem(v["run"].read_samples()) for k, v in runs.items() if k.endswith("/arith")}
-    for a, b in (("sft", "dpo"), ("sft", "step-dpo"), ("dpo", "step-dpo")):
+    for a, b in COMPARISONS:
         if a in scores and b in scores:
             p = paired(scores[a], scores[b])
             rows.append({"a": a, "b": b, **p.to_dict()})
@@ -317,7 +405,7 @@ def step_verdicts(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     for h in ("baseline", "candidate", "metric", "A", "B", "B − A", "95% CI", "p"):
         t.add_column(h, justify="left" if h in ("baseline", "candidate", "metric") else "right")
     paired_rows = []
-    for a, b in (("sft", "dpo"), ("sft", "step-dpo"), ("dpo", "step-dpo")):
+    for a, b in COMPARISONS:
         if a not in sols or b not in sols:
             continue
         for d in compare_steps(sols[a], sols[b]):
@@ -429,15 +517,19 @@ def _run_demo(cfg: DemoConfig, console: Console | None = None, out_console: Cons
     console.rule("2/4  the Step-DPO pair pipeline")
     funnel = run_pipeline(cfg, sft_dir, console)
     funnels = {"sampled": funnel}
-    if "greedy" in (cfg.dpo.mining, cfg.step_dpo.mining):
+    minings = {cfg.recipe(m).mining for m in METHODS}
+    if "greedy" in minings:
         console.rule("2/4  greedy mining: the policy's own errors")
         funnels["greedy"] = run_pipeline(cfg, sft_dir, console, "greedy")
+    if "controlled" in minings:
+        console.rule("2/4  step-controlled mining (SCDPO): correct solutions corrupted from a chosen step")
+        funnels["controlled"] = run_pipeline(cfg, sft_dir, console, "controlled")
     timings["pipeline_s"] = time.perf_counter() - t0 - sum(timings.values())
     if not funnels[cfg.step_dpo.mining].get("build", {}).get("step-dpo pairs"):
         raise RuntimeError("the pipeline produced no Step-DPO pairs; raise pipeline_problems or rectify_n")
-    console.rule("3/4  DPO and Step-DPO, each at its validated recipe")
+    console.rule("3/4  DPO, Step-DPO, SCDPO and sDPO, each at its validated recipe")
     models = {"sft": sft_dir}
-    for method in ("dpo", "step-dpo"):
+    for method in METHODS:
         models[method] = train_pair(cfg, method, sft_dir, console)
     timings["train_s"] = time.perf_counter() - t0 - sum(timings.values())
     curves = _share_training_logs(models, out / "results")
@@ -462,6 +554,7 @@ def _run_demo(cfg: DemoConfig, console: Console | None = None, out_console: Cons
         "steps": {"metrics": steps["metrics"], "paired": steps["paired"]},
         "funnel": funnel,
         "funnel_greedy": funnels.get("greedy"),
+        "funnel_controlled": funnels.get("controlled"),
         "locators": locator_accuracy(out / "pairs"),
         "timings_s": {**timings, "total_s": time.perf_counter() - t0},
     }
@@ -500,4 +593,11 @@ def config_for(out: str, smoke: bool, seed: int, data_dir: str | None) -> DemoCo
     cfg = DemoConfig(out=out, seed=seed, data_dir=data_dir)
     if not smoke:
         return cfg
-    return replace(cfg, **SMOKE, dpo=replace(cfg.dpo, steps=4), step_dpo=replace(cfg.step_dpo, steps=4))
+    return replace(
+        cfg,
+        **SMOKE,
+        dpo=replace(cfg.dpo, steps=4),
+        step_dpo=replace(cfg.step_dpo, steps=4),
+        scdpo=replace(cfg.scdpo, steps=4),
+        sdpo=replace(cfg.sdpo, steps=2),
+    )

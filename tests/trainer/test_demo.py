@@ -18,26 +18,30 @@ def test_demo_smoke_runs_every_phase_and_resumes(arith_policy, shared_data):
     res = runner.invoke(app, ["demo", "--smoke", "--out", str(out), "--data-dir", str(shared_data)])
     assert res.exit_code == 0, res.output
     summary = json.loads((out / "summary.json").read_text())
-    assert set(summary["accuracy"]) == {f"{m}/{t}" for m in ("sft", "dpo", "step-dpo") for t in ("arith", "gsm8k")}
+    methods = ("dpo", "step-dpo", "scdpo", "sdpo")
+    assert set(summary["accuracy"]) == {f"{m}/{t}" for m in ("sft", *methods) for t in ("arith", "gsm8k")}
     assert summary["funnel"]["build"]["step-dpo pairs"] > 0
-    assert {c["b"] for c in summary["comparisons"]} == {"dpo", "step-dpo"}
+    assert summary["funnel_controlled"]["build"]["dpo pairs"] > 0  # SCDPO's pairs, from the same collected run
+    assert summary["funnel_controlled"]["collect"] == summary["funnel"]["collect"]
+    assert {c["b"] for c in summary["comparisons"]} == set(methods)
     assert set(summary["locators"]) == {"symbolic", "rollout"}
     assert summary["locators"]["symbolic"]["located"] > 0
-    for method in ("dpo", "step-dpo"):
+    for method, kind, steps in (("dpo", "dpo", 4), ("step-dpo", "step-dpo", 4), ("scdpo", "dpo", 4)):
         tag = json.loads((out / method / "stepdpo_train.json").read_text())
-        assert tag["method"] == method and tag["steps"] == 4 and tag["base_model"] == str(arith_policy)
+        assert tag["method"] == kind and tag["steps"] == steps and tag["base_model"] == str(arith_policy)
+        assert tag["data"].startswith(str(out / ("pairs-controlled" if method == "scdpo" else "pairs")))
+    tag = json.loads((out / "sdpo" / "stepdpo_train.json").read_text())  # two stages of 2 steps, chained
+    assert [s["model"] for s in tag["stages"]] == [str(arith_policy), str(out / "sdpo" / "stages" / "stage-1")]
     assert "Leaderboard" in res.output and "Paired comparisons" in res.output
     # step metrics by arith's exact truth, each with its interval, and their paired differences
     assert "Step verdicts on arith test (exact step truth)" in res.output and "Step differences" in res.output
-    assert set(summary["steps"]["metrics"]) == {"sft", "dpo", "step-dpo"}
+    assert set(summary["steps"]["metrics"]) == {"sft", *methods}
     for m in summary["steps"]["metrics"].values():
         assert m["counts"]["solutions"] == summary["config"]["test_problems"]
         assert m["step_accuracy"]["ci95"][0] <= m["step_accuracy"]["value"] <= m["step_accuracy"]["ci95"][1]
-    assert {(r["baseline"], r["candidate"]) for r in summary["steps"]["paired"]} == {
-        ("sft", "dpo"),
-        ("sft", "step-dpo"),
-        ("dpo", "step-dpo"),
-    }
+    from trainer.demo import COMPARISONS
+
+    assert {(r["baseline"], r["candidate"]) for r in summary["steps"]["paired"]} == set(COMPARISONS)
     assert f"stepdpo-bench app --results {out / 'results'}" in res.output
     assert (out / "results" / "leaderboard.duckdb").is_file()
     # the printed app command shows the training curves: the logs sit in the results folder and are ingested
@@ -46,7 +50,7 @@ def test_demo_smoke_runs_every_phase_and_resumes(arith_policy, shared_data):
     con = duckdb.connect(str(out / "results" / "leaderboard.duckdb"), read_only=True)
     steps = dict(con.execute("SELECT run_name, count(*) FROM training_log GROUP BY run_name").fetchall())
     con.close()
-    assert len(steps) == 2 and all(n == 4 for n in steps.values()), steps
+    assert len(steps) == 4 and all(n in (2, 4) for n in steps.values()), steps
     assert "Training curves" in res.output
     # a rerun reuses every phase and reports the same numbers
     again = runner.invoke(app, ["demo", "--smoke", "--out", str(out), "--data-dir", str(shared_data)])
@@ -69,7 +73,7 @@ def test_the_same_seed_gives_the_same_numbers(arith_policy, shared_data, tmp_pat
         outs.append(out)
     a, b = (json.loads((o / "summary.json").read_text()) for o in outs)
     assert a["accuracy"] == b["accuracy"] and a["funnel"] == b["funnel"]
-    for method in ("dpo", "step-dpo"):
+    for method in ("dpo", "step-dpo", "scdpo", "sdpo"):
         la, lb = ((o / method / "train_log.jsonl").read_text().splitlines() for o in outs)
         strip = lambda lines: [{k: v for k, v in json.loads(x).items() if "per_s" not in k} for x in lines]  # noqa: E731
         assert strip(la) == strip(lb)
