@@ -12,6 +12,14 @@ def runs_by_task(out: Path) -> dict[str, RunDir]:
     return {d.name.split("__")[1]: RunDir(d) for d in sorted(out.iterdir()) if (d / "run.json").exists()}
 
 
+def collected_samples(pipe: Path) -> dict[str, dict]:
+    """A pair pipeline's collected solutions by ``problem_id#sample_idx`` (its collect run, read directly)."""
+    import json
+
+    run_id = json.loads((pipe / "collect.json").read_text())["run_id"]
+    return {f"{s['problem_id']}#{s['sample_idx']}": s for s in RunDir(pipe / "collect" / run_id).read_samples()}
+
+
 def same_completions(a: dict[str, RunDir], b: dict[str, RunDir]) -> tuple[int, int]:
     """(identical, compared) completions between two sets of runs on the same tasks and prompts."""
     same = total = 0

@@ -21,7 +21,7 @@ from stepdpo_bench.locators.symbolic import check_step
 from stepdpo_bench.runs import read_log
 from stepdpo_bench.tasks import arith
 
-from ..helpers import runs_by_task
+from ..helpers import collected_samples, runs_by_task
 
 pytest.importorskip("transformers")
 runner = CliRunner()
@@ -46,13 +46,6 @@ def _config(tmp_path: Path, policy: Path, **kw) -> Path:
     return f
 
 
-def _solutions(pipe: Path) -> dict[str, dict]:
-    from stepdpo_bench.runs import RunDir
-
-    run_id = json.loads((pipe / "collect.json").read_text())["run_id"]
-    return {f"{s['problem_id']}#{s['sample_idx']}": s for s in RunDir(pipe / "collect" / run_id).read_samples()}
-
-
 def test_pipeline_end_to_end(arith_policy, tmp_path):
     f = _config(tmp_path, arith_policy)
     res = runner.invoke(app, ["pairs", "run", "--config", str(f)])
@@ -60,7 +53,7 @@ def test_pipeline_end_to_end(arith_policy, tmp_path):
     pipe = tmp_path / "pipe"
     funnel = json.loads((pipe / "funnel.json").read_text())
     assert list(funnel) == ["collect", "locate", "rectify", "build"] and "funnel" in res.output
-    sols = _solutions(pipe)
+    sols = collected_samples(pipe)
     assert funnel["collect"]["solutions"] == len(sols) == 64
     wrong = {k: s for k, s in sols.items() if not s["correct"] and s["pred"] is not None}
     located = read_log(pipe / "located.jsonl")
@@ -136,7 +129,7 @@ def test_greedy_mining_collects_what_eval_generates_greedily(arith_policy, tmp_p
     f = _config(tmp_path, arith_policy, k=1, temperature=0.0, rectify_temperature=1.0, locators=["symbolic"])
     res = runner.invoke(app, ["pairs", "run", "--config", str(f)])
     assert res.exit_code == 0, res.output
-    sols = _solutions(tmp_path / "pipe")
+    sols = collected_samples(tmp_path / "pipe")
     assert len(sols) == 16 and {s["sample_idx"] for s in sols.values()} == {0}
     res = runner.invoke(
         app,

@@ -16,6 +16,8 @@ from stepdpo_bench.runs import read_log
 from stepdpo_bench.steps import split_steps
 from stepdpo_bench.tasks import arith
 
+from ..helpers import collected_samples
+
 pytest.importorskip("transformers")
 runner = CliRunner()
 
@@ -39,13 +41,6 @@ def _config(tmp_path: Path, policy: Path, **kw) -> Path:
     return f
 
 
-def _collected(pipe: Path) -> dict[str, dict]:
-    from stepdpo_bench.runs import RunDir
-
-    run_id = json.loads((pipe / "collect.json").read_text())["run_id"]
-    return {f"{s['problem_id']}#{s['sample_idx']}": s for s in RunDir(pipe / "collect" / run_id).read_samples()}
-
-
 def test_step_controlled_pairs(arith_policy_good, tmp_path):
     f = _config(tmp_path, arith_policy_good)
     res = runner.invoke(app, ["pairs", "run", "--config", str(f)])
@@ -54,7 +49,7 @@ def test_step_controlled_pairs(arith_policy_good, tmp_path):
     funnel = json.loads((pipe / "funnel.json").read_text())
     assert list(funnel) == ["collect", "control", "build"]
     problems = {p.id: p for p in arith.generate("train").problems}
-    sols = _collected(pipe)
+    sols = collected_samples(pipe)
     steps_pairs = [json.loads(x) for x in (pipe / "step_dpo_pairs.jsonl").read_text().splitlines()]
     dpo_pairs = [json.loads(x) for x in (pipe / "dpo_pairs.jsonl").read_text().splitlines()]
     assert len(steps_pairs) == len(dpo_pairs) == funnel["build"]["step-dpo pairs"] >= 8

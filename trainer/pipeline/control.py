@@ -27,6 +27,7 @@ from stepdpo_bench.runs import append_log, read_log
 from stepdpo_bench.steps import split_steps
 
 from .context import Pipeline, Solution, aligned_chunks
+from .rectify import norm_step
 
 CONTROLLED = "controlled.jsonl"
 
@@ -43,10 +44,6 @@ class Target:
         return f"{self.sol.key}@{self.k}"
 
 
-def _norm(s: str) -> str:
-    return " ".join(s.split()).lower()
-
-
 def targets(pipe: Pipeline) -> list[Target]:
     """The correct solutions to corrupt (at most ``control_per_problem`` per problem, distinct texts, no checkably
     false arithmetic when ``verify_chosen``) and their steps, in a fixed order: a seeded draw per solution, so
@@ -60,7 +57,7 @@ def targets(pipe: Pipeline) -> list[Target]:
             continue  # a lucky answer is no "correct solution" to contrast with
         mine = per_problem.setdefault(s.problem_id, [])
         if len(mine) < c.control_per_problem and all(
-            [_norm(x) for x in m.steps] != [_norm(x) for x in s.steps] for m in mine
+            [norm_step(x) for x in m.steps] != [norm_step(x) for x in s.steps] for m in mine
         ):
             mine.append(s)
     out = []
@@ -77,7 +74,7 @@ def first_difference(a: Sequence[str], b: Sequence[str]) -> int | None:
     """The first index where two step lists differ (whitespace-insensitive; a step one list lacks counts as a
     difference), or None when they are the same."""
     for i in range(max(len(a), len(b))):
-        if i >= len(a) or i >= len(b) or _norm(a[i]) != _norm(b[i]):
+        if i >= len(a) or i >= len(b) or norm_step(a[i]) != norm_step(b[i]):
             return i
     return None
 

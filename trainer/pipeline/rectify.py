@@ -26,7 +26,8 @@ from .locate import located
 RECTIFIED = "rectified.jsonl"
 
 
-def _norm(s: str) -> str:
+def norm_step(s: str) -> str:
+    """A step compared whitespace- and case-insensitively (rectify's de-duplication, control's first difference)."""
     return " ".join(s.split()).lower()
 
 
@@ -51,18 +52,18 @@ def _rectify_chunk(pipe: Pipeline, items: Sequence[tuple[Solution, dict[str, Any
     for (sol, loc), ts in zip(items, conts, strict=True):
         k = loc["step"]
         rejected = sol.steps[k]
-        chosen, seen, n_correct, n_unverified = [], {_norm(rejected)}, 0, 0
+        chosen, seen, n_correct, n_unverified = [], {norm_step(rejected)}, 0, 0
         for text in ts:
             if not next(grades).correct:
                 continue
             n_correct += 1
             steps = split_steps(text)
-            if not steps or _norm(steps[0]) in seen:
+            if not steps or norm_step(steps[0]) in seen:
                 continue
             if pipe.cfg.verify_chosen and any(check_step(x).ok is False for x in steps):
                 n_unverified += 1
                 continue
-            seen.add(_norm(steps[0]))
+            seen.add(norm_step(steps[0]))
             chosen.append({"step": steps[0], "full": initial_text(sol.steps[:k]) + "\n".join(steps)})
         rows.append(
             {
